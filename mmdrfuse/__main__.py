@@ -1,0 +1,5 @@
+import sys
+
+from mmdrfuse.cli import main
+
+sys.exit(main())

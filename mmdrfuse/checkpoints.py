@@ -1,0 +1,247 @@
+"""Checkpoints: the authors' files, the project's own format, and a registry of named weights.
+
+Two formats load:
+- the authors' checkpoints (``*.model``): plain state_dicts (``torch.load``); the architecture is inferred from the
+  tensor shapes (student of any hidden width, or the teacher);
+- the project's format: ``{"format": "mmdrfuse-checkpoint", "version": 1, "config": {...}, "state_dict": {...},
+  "provenance": {...}, "sha256": <sha256 of the serialised weights>}``, checked on load.
+
+Named weights: ``official-student`` / ``official-teacher`` are looked up under ``<weights root>/official/`` (see
+:mod:`mmdrfuse.paths`) and, for users online, downloaded from the authors' public repository with a pinned sha256.
+Weights trained by this project (e.g. ``mmdrfuse-cpu``) ship inside the package (they are < 2 KB).
+"""
+from __future__ import annotations
+
+import difflib
+import hashlib
+import io
+import os
+import sys
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from mmdrfuse import paths
+from mmdrfuse.atomic import atomic_path
+from mmdrfuse.errors import MMDRFuseError
+from mmdrfuse.models import Student, StudentConfig, Teacher, build, config_dict
+
+FORMAT = "mmdrfuse-checkpoint"
+_UPSTREAM = "https://raw.githubusercontent.com/yanglinDeng/MMDRFuse/main/pretrained_models"
+PACKAGE_WEIGHTS = Path(__file__).resolve().parent / "weights"
+
+
+@dataclass(frozen=True)
+class NamedWeights:
+    """One entry of the weights registry."""
+
+    name: str
+    kind: str  # "student" | "teacher"
+    relpath: str  # path under the weights root, or under the package's weights/ folder when ``packaged``
+    sha256: str | None
+    url: str | None = None
+    packaged: bool = False
+    description: str = ""
+
+    def local_path(self, weights_root: str | os.PathLike | None = None) -> Path:
+        base = PACKAGE_WEIGHTS if self.packaged else paths.weights_root(weights_root)
+        return base / self.relpath
+
+
+WEIGHTS: dict[str, NamedWeights] = {
+    "official-student": NamedWeights(
+        "official-student", "student", "official/student.model",
+        "e5ad5bab796f4480dbbc35a8f6f63e69ba3ccd1842476d2c2453ca1aca6eb17c", f"{_UPSTREAM}/student.model",
+        description="the authors' published 113-parameter student (github.com/yanglinDeng/MMDRFuse @ c9e5014)"),
+    "official-teacher": NamedWeights(
+        "official-teacher", "teacher", "official/teacher.model",
+        "6a4f86a0a543ceb1af93d9b1e955e9108ee35a5014710c6a2b0e071cdc8e25b5", f"{_UPSTREAM}/teacher.model",
+        description="the authors' published 556,489-parameter teacher"),
+}
+
+
+def _register_packaged() -> None:
+    """Register every checkpoint shipped in ``mmdrfuse/weights/*.pt`` under its file stem (e.g. mmdrfuse-cpu)."""
+    for p in sorted(PACKAGE_WEIGHTS.glob("*.pt")):
+        if p.stem not in WEIGHTS:
+            WEIGHTS[p.stem] = NamedWeights(p.stem, "student", p.name, None, packaged=True,
+                                           description="trained by this project (see results/training/)")
+
+
+_register_packaged()
+
+
+# ---------------------------------------------------------------------------------------------------- hashing
+def sha256_file(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def sha256_state_dict(state_dict: dict[str, torch.Tensor]) -> str:
+    """A format-independent hash of the weights: key names, dtypes, shapes and raw bytes, in key order."""
+    h = hashlib.sha256()
+    for k in sorted(state_dict):
+        t = state_dict[k].detach().to("cpu").contiguous()
+        h.update(f"{k}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.numpy().tobytes())
+    return h.hexdigest()
+
+
+# ---------------------------------------------------------------------------------------------------- download
+def download(url: str, dest: str | os.PathLike, sha256: str | None = None, *, progress: bool = True,
+             timeout: float = 60.0) -> Path:
+    """Download ``url`` to ``dest`` atomically; verify ``sha256`` when given (a mismatch leaves nothing behind)."""
+    from tqdm import tqdm
+
+    dest = Path(dest)
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp, atomic_path(dest) as tmp:
+            total = int(resp.headers.get("Content-Length") or 0) or None
+            h = hashlib.sha256()
+            with open(tmp, "wb") as f, tqdm(total=total, unit="B", unit_scale=True, desc=dest.name,
+                                             disable=not progress or not sys.stderr.isatty()) as bar:
+                for chunk in iter(lambda: resp.read(1 << 16), b""):
+                    f.write(chunk)
+                    h.update(chunk)
+                    bar.update(len(chunk))
+            if sha256 and h.hexdigest() != sha256:
+                raise MMDRFuseError(f"{url}: sha256 {h.hexdigest()} does not match the expected {sha256}; "
+                                    "nothing was saved")
+    except OSError as exc:
+        raise MMDRFuseError(f"{url}: download failed ({exc}); place the file at {dest} by hand") from None
+    return dest
+
+
+# ----------------------------------------------------------------------------------------------------- loading
+def _infer_model(state_dict: dict[str, torch.Tensor]) -> nn.Module:
+    keys = set(state_dict)
+    if {"conv1.1.weight", "conv2.1.weight"} <= keys and "conv3.1.weight" not in keys:
+        w1 = state_dict["conv1.1.weight"]
+        return Student(StudentConfig(hidden=int(w1.shape[0]), in_channels=int(w1.shape[1])))
+    if "conv00.1.weight" in keys:
+        return Teacher()
+    raise MMDRFuseError("state_dict has neither the student's (conv1, conv2) nor the teacher's (conv1 ... conv00) keys")
+
+
+def _read(path: Path) -> Any:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unpickling/zip error means a corrupt or foreign file
+        raise MMDRFuseError(f"{path}: not a readable torch checkpoint ({exc.__class__.__name__}); "
+                            "re-download it or pass another file") from None
+
+
+def load_state(path: str | os.PathLike) -> tuple[nn.Module, dict]:
+    """Build the model a checkpoint file describes and load its weights; returns ``(model, info)``."""
+    path = Path(path)
+    if not path.is_file():
+        raise MMDRFuseError(f"{path}: checkpoint not found")
+    obj = _read(path)
+    info: dict[str, Any] = {"path": str(path), "file_sha256": sha256_file(path)}
+    if isinstance(obj, dict) and obj.get("format") == FORMAT:
+        sd = obj["state_dict"]
+        if obj.get("sha256") and sha256_state_dict(sd) != obj["sha256"]:
+            raise MMDRFuseError(f"{path}: weights do not match the sha256 stored in the checkpoint (corrupt file)")
+        cfg = dict(obj["config"])
+        model = build(cfg.pop("kind"), **cfg)
+        info["provenance"] = obj.get("provenance", {})
+    elif isinstance(obj, dict) and all(isinstance(v, torch.Tensor) for v in obj.values()):
+        sd = obj
+        model = _infer_model(sd)
+    else:
+        raise MMDRFuseError(f"{path}: neither an MMDRFuse state_dict nor a project checkpoint")
+    try:
+        model.load_state_dict(sd, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()
+        detail = next((ln.strip() for ln in first[1:] if ln.strip()), first[0] if first else "")
+        raise MMDRFuseError(f"{path}: checkpoint does not fit the {type(model).__name__} ({detail[:200]})") from None
+    info["weights_sha256"] = sha256_state_dict(sd)
+    info["config"] = config_dict(model)
+    return model.eval(), info
+
+
+def resolve(name_or_path: str | os.PathLike, weights_root: str | os.PathLike | None = None, *,
+            allow_download: bool = False) -> Path:
+    """Named weights or a path -> a local file (downloading named weights only when ``allow_download``)."""
+    s = str(name_or_path)
+    if s in WEIGHTS:
+        entry = WEIGHTS[s]
+        p = entry.local_path(weights_root)
+        if p.is_file():
+            return p
+        if allow_download and entry.url:
+            return download(entry.url, p, entry.sha256)
+        where = f" or download it from {entry.url}" if entry.url else ""
+        raise MMDRFuseError(f"weights {s!r} not found at {p}; set MMDRFUSE_WEIGHTS / --weights-root to the folder "
+                            f"holding official/{Path(entry.relpath).name}{where} (mmdrfuse weights download {s})")
+    p = Path(s).expanduser()
+    if p.suffix or os.sep in s or p.exists():
+        if not p.is_file():
+            raise MMDRFuseError(f"{p}: checkpoint not found")
+        return p
+    close = difflib.get_close_matches(s, list(WEIGHTS), n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else f"; known names: {', '.join(WEIGHTS)}"
+    raise MMDRFuseError(f"unknown weights {s!r}{hint}")
+
+
+def load_model(name_or_path: str | os.PathLike = "official-student", device: str | torch.device = "cpu",
+               weights_root: str | os.PathLike | None = None, *, with_info: bool = False,
+               allow_download: bool = False):
+    """Load named weights or a checkpoint file into the right network, in eval mode, on ``device``."""
+    model, info = load_state(resolve(name_or_path, weights_root, allow_download=allow_download))
+    info["name"] = str(name_or_path)
+    model = model.to(device)
+    return (model, info) if with_info else model
+
+
+def save_checkpoint(path: str | os.PathLike, model: nn.Module, provenance: dict | None = None) -> Path:
+    """Save ``model`` in the project's format (state_dict + config + provenance + sha256), atomically."""
+    sd = {k: v.detach().to("cpu").clone() for k, v in model.state_dict().items()}
+    obj = {"format": FORMAT, "version": 1, "config": config_dict(model), "state_dict": sd,
+           "provenance": dict(provenance or {}), "sha256": sha256_state_dict(sd)}
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(buf.getvalue())
+    return path
+
+
+# ------------------------------------------------------------------------------------------------------- CLI
+def add_arguments(p) -> None:
+    sub = p.add_subparsers(dest="action", metavar="ACTION")
+    sub.required = True
+    sub.add_parser("list", help="list named weights and where they are found")
+    d = sub.add_parser("download", help="download named weights into the weights root")
+    d.add_argument("names", nargs="+", help="named weights (see 'list')")
+    for q in (p,):
+        q.add_argument("--weights-root", default=None, help="weights folder (default: $MMDRFUSE_WEIGHTS or the cache)")
+
+
+def run(args) -> int:
+    if args.action == "list":
+        for n, e in WEIGHTS.items():
+            p = e.local_path(args.weights_root)
+            print(f"{n:18s} {e.kind:8s} {'found' if p.is_file() else 'missing':8s} {p}  {e.description}")
+        return 0
+    for n in args.names:
+        if n not in WEIGHTS:
+            resolve(n)  # raises with a did-you-mean
+        e = WEIGHTS[n]
+        p = e.local_path(args.weights_root)
+        if p.is_file() and (e.sha256 is None or sha256_file(p) == e.sha256):
+            print(f"{n}: already present at {p}")
+            continue
+        if not e.url:
+            raise MMDRFuseError(f"{n}: no public address known; it ships with the package")
+        download(e.url, p, e.sha256)
+        print(f"{n}: saved to {p}")
+    return 0

@@ -1,0 +1,52 @@
+"""Shared fixtures: where ../shared lives (data, weights, reference values), skipped with a reason when absent."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _shared_dir() -> Path | None:
+    env = os.environ.get("MMDRFUSE_DATA")
+    candidates = [Path(env).parent] if env else []
+    candidates.append(REPO.parent / "shared")
+    for c in candidates:
+        if (c / "data").is_dir():
+            return c
+    return None
+
+
+SHARED = _shared_dir()
+
+
+def _need(sub: str) -> Path:
+    if SHARED is None or not (SHARED / sub).exists():
+        pytest.skip(f"../shared/{sub} not found (set MMDRFUSE_DATA or place shared/ beside the repo)")
+    return SHARED / sub
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """../shared/data (MSRS, RoadScene, MRI_PET, MRI_SPECT, LLVIP samples)."""
+    env = os.environ.get("MMDRFUSE_DATA")
+    if env and Path(env).is_dir():
+        return Path(env)
+    return _need("data")
+
+
+@pytest.fixture(scope="session")
+def shared_weights() -> Path:
+    """../shared/weights (official/ and baselines/)."""
+    env = os.environ.get("MMDRFUSE_WEIGHTS")
+    if env and Path(env).is_dir():
+        return Path(env)
+    return _need("weights")
+
+
+@pytest.fixture(scope="session")
+def shared_reference() -> Path:
+    """../shared/reference (official outputs, loss values, metric reference values)."""
+    return _need("reference")
