@@ -20,7 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mmdrfuse", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="mmdrfuse", description="MMDRFuse reproduction suite: fuse, evaluate, train, export.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name, (module, help_) in COMMANDS.items():
