@@ -139,9 +139,15 @@ class FuseSummary:
         return s
 
 
-def _load_item(pair: mio.Pair, color: bool):
-    ir = mio.read_gray(pair.ir)
-    vis, cbcr = mio.read_ycbcr(pair.vis) if color else (mio.read_gray(pair.vis), None)
+def _load_item(pair: mio.Pair, color: bool, method=None):
+    """Read one pair; a method with its own reading quirk (``preprocess(ir_path, vis_path)``) reads gray pairs itself."""
+    reader = getattr(method, "preprocess", None)
+    if reader is not None and not color:
+        ir, vis = reader(pair.ir, pair.vis)
+        cbcr = None
+    else:
+        ir = mio.read_gray(pair.ir)
+        vis, cbcr = mio.read_ycbcr(pair.vis) if color else (mio.read_gray(pair.vis), None)
     if ir.shape != vis.shape:
         raise BadInputError(f"{pair.vis}: size {tuple(vis.shape[-2:])} differs from {pair.ir} "
                             f"{tuple(ir.shape[-2:])}; resize or register the pair first", str(pair.vis))
@@ -185,7 +191,7 @@ def fuse_folder(ir_dir: str | os.PathLike, vis_dir: str | os.PathLike, out_dir: 
         while i < len(todo) and len(batch) < max(1, batch_size):
             pair, target = todo[i]
             try:
-                item = _load_item(pair, color)
+                item = _load_item(pair, color, method)
             except BadInputError as exc:
                 if not skip_bad:
                     raise

@@ -1,0 +1,442 @@
+"""Shared machinery of the compared methods: specs, the FusionMethod interface, weights, MAC counting.
+
+Conventions (the suite's core conventions, ``mmdrfuse.io``):
+
+- ``fuse(ir, vis)`` takes N x 1 x H x W float gray images in [0, 1] (IR or MRI first) and returns the fused image
+  as float in [0, 1] *after* the method's own output convention (TarDAL's clip, MUFusion's per-image bytescale,
+  LRRNet's min-max, ...) and *before* 8-bit quantisation. ``to_uint8(fused)`` applies the original's rounding or
+  truncation and returns an H x W uint8 array.
+- Colour is handled by the caller: fuse the Y channel of the visible / PET / SPECT image and recombine its CbCr
+  (``mmdrfuse.io.read_ycbcr`` + ``recombine_color``). No method here recombines colour itself.
+- ``preprocess(ir_path, vis_path)`` reads a pair the way the original code does (OpenCV gray, resizing, ...);
+  the default is the core's reading (PIL ``convert("L")`` / 255).
+- ``num_params()`` = sum of ``numel`` over ``parameters()`` (MMDRFuse Table 3), ``size_kb()`` = params x bytes /
+  1024 (8 bytes for MUFusion, which runs in float64), ``macs(h, w)`` = thop 0.1.1's MAC count of one forward at
+  h x w, reproduced by :func:`count_macs` on a meta-device copy of the network (no memory, no time).
+"""
+from __future__ import annotations
+
+import difflib
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from mmdrfuse.errors import BadInputError, MMDRFuseError
+from mmdrfuse.paths import weights_root as _weights_root
+
+
+# ------------------------------------------------------------------------------------------------- weights files
+@dataclass(frozen=True)
+class WeightFile:
+    """One checkpoint file: where it goes under the weights root, where the public copy is, its sha256."""
+
+    relpath: str  # relative to the weights root, e.g. "baselines/TarDAL/tardal.pt"
+    url: str | None  # public raw-file address of the original repository (None: no reachable copy)
+    sha256: str | None  # of the published file (None: never seen)
+    source: str = ""  # "owner/repo@commit path" it was read from
+
+    def path(self, weights_root: str | os.PathLike | None = None) -> Path:
+        return _weights_root(weights_root) / self.relpath
+
+    def missing_message(self, method: str, weights_root: str | os.PathLike | None = None) -> str:
+        """One line: what is missing, where to put it, where to get it."""
+        where = self.path(weights_root)
+        get = f"download {self.url}" if self.url else "no public copy is reachable (see docs/baselines.md)"
+        return (f"{method} weights not found: put {Path(self.relpath).name} at {where} ({get}; "
+                f"or point --weights-root / MMDRFUSE_WEIGHTS at a folder holding {self.relpath})")
+
+
+def sha256_of(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(chunk), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def load_checkpoint(path: Path, method: str, key: str | None = None) -> dict[str, torch.Tensor]:
+    """``torch.load`` a state_dict (optionally ``obj[key]``) on CPU; unreadable files become one-line errors."""
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # corrupt or not a torch file
+        raise MMDRFuseError(f"{path}: cannot read the {method} checkpoint ({exc.__class__.__name__}); "
+                            "download it again") from None
+    if key is not None and isinstance(obj, dict) and key in obj:
+        obj = obj[key]
+    if not isinstance(obj, dict):
+        raise MMDRFuseError(f"{path}: not a {method} state_dict (got {type(obj).__name__}); download it again")
+    return obj
+
+
+def load_strict(net: nn.Module, state: dict[str, torch.Tensor], path: Path, method: str) -> None:
+    try:
+        net.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "key mismatch"
+        raise MMDRFuseError(f"{path}: does not match the {method} architecture ({first}); "
+                            "use the checkpoint named in docs/baselines.md") from None
+
+
+# ----------------------------------------------------------------------------------------------------- spec
+@dataclass(frozen=True)
+class PaperRow:
+    """MMDRFuse Table 3 as printed (paper values; only for columns labelled ``paper``)."""
+
+    size_kb: float
+    gflops: float
+    time_ms: float
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """A registry entry. ``build(device, weights_root)`` returns a ready :class:`FusionMethod`."""
+
+    name: str  # registry key, lower case
+    display: str  # the name used in the paper's tables ("MUFusion")
+    kind: str  # "learned" | "classical"
+    citation: str
+    venue: str  # as in MMDRFuse Table 3, e.g. "22' CVPR" ("" for classical methods)
+    factory: Callable[..., "FusionMethod"] = field(repr=False)
+    weights: tuple[WeightFile, ...] = ()
+    note: str = ""  # why it cannot run here (or what differs from the original), if anything
+    table3: bool = False  # the entry that stands for its method in Table 3 (one per method)
+    paper: PaperRow | None = None
+    requires: tuple[str, ...] = ()  # extra files needed at inference besides the weights (relative to weights root)
+
+    def build(self, device: str | torch.device = "cpu", weights_root: str | os.PathLike | None = None, *,
+              weights: bool = True, **options) -> "FusionMethod":
+        """Instantiate the method on ``device``.
+
+        ``weights=False`` gives the architecture only (random init; enough for params / size / MACs); ``fuse`` then
+        refuses to run. With ``weights=True`` a missing checkpoint raises :class:`MMDRFuseError`.
+        """
+        return self.factory(spec=self, device=torch.device(device), weights_root=weights_root,
+                            load_weights=weights, **options)
+
+    def weight_paths(self, weights_root: str | os.PathLike | None = None) -> list[Path]:
+        return [w.path(weights_root) for w in self.weights]
+
+    def status(self, weights_root: str | os.PathLike | None = None) -> str | None:
+        """``None`` when the method can produce fused images here, else the one-line reason why not."""
+        for w in self.weights:
+            if not w.path(weights_root).is_file():
+                if w.sha256 is None and self.note:  # never published in a reachable place
+                    return f"{self.note}; a copy placed at {w.path(weights_root)} would be used"
+                return w.missing_message(self.display, weights_root)
+        for rel in self.requires:
+            if not (_weights_root(weights_root) / rel).is_file():
+                return self.note or f"{self.display}: {rel} missing under the weights root"
+        return None
+
+    def verify(self, weights_root: str | os.PathLike | None = None) -> list[tuple[Path, bool | None]]:
+        """sha256 check of each present weights file: (path, True/False), or (path, None) when absent/unknown."""
+        out = []
+        for w in self.weights:
+            p = w.path(weights_root)
+            out.append((p, None if (not p.is_file() or w.sha256 is None) else sha256_of(p) == w.sha256))
+        return out
+
+
+def did_you_mean(name: str, choices: Iterable[str], what: str = "method") -> MMDRFuseError:
+    choices = sorted(choices)
+    close = difflib.get_close_matches(name.lower(), choices, n=3, cutoff=0.5)
+    hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+    return MMDRFuseError(f"unknown {what} {name!r}{hint} (known: {', '.join(choices)})")
+
+
+# -------------------------------------------------------------------------------------------- reading quirks
+def read_pil_gray(path: str | os.PathLike) -> torch.Tensor:
+    """The core convention (PIL ``L`` / 255), also scipy.misc.imread(mode='L') as MUFusion reads."""
+    from mmdrfuse.io import read_gray
+
+    return read_gray(path)
+
+
+def read_cv2_gray(path: str | os.PathLike, via_bgr: bool = False) -> torch.Tensor:
+    """OpenCV gray / 255: ``imread(IMREAD_GRAYSCALE)`` or, with ``via_bgr``, colour read + ``BGR2GRAY``."""
+    import cv2
+
+    p = Path(path)
+    if not p.is_file():
+        raise BadInputError(f"{p}: file not found", str(p))
+    if via_bgr:
+        arr = cv2.imread(str(p), cv2.IMREAD_COLOR)
+        if arr is not None:
+            arr = cv2.cvtColor(arr, cv2.COLOR_BGR2GRAY)
+    else:
+        arr = cv2.imread(str(p), cv2.IMREAD_GRAYSCALE)
+    if arr is None:
+        raise BadInputError(f"{p}: OpenCV cannot read this image; replace or convert it", str(p))
+    return torch.from_numpy(arr.astype(np.float32) / 255.0)[None, None]
+
+
+def _check_pair(ir: torch.Tensor, vis: torch.Tensor, ir_path, vis_path) -> tuple[torch.Tensor, torch.Tensor]:
+    if ir.shape[-2:] != vis.shape[-2:]:
+        raise BadInputError(f"{vis_path}: size {tuple(vis.shape[-2:])} differs from {ir_path} "
+                            f"{tuple(ir.shape[-2:])}; resize or register the pair first", str(vis_path))
+    return ir, vis
+
+
+# ------------------------------------------------------------------------------------------------ uint8 output
+def _plane(fused: torch.Tensor) -> np.ndarray:
+    f = fused.detach().to("cpu", torch.float64)
+    if f.dim() > 2:
+        if f.shape[:-2].numel() != 1:
+            raise ValueError(f"to_uint8 expects one image (1 x 1 x H x W), got shape {tuple(fused.shape)}")
+        f = f.reshape(f.shape[-2:])
+    return f.numpy()
+
+
+def uint8_round_half_even(fused: torch.Tensor) -> np.ndarray:
+    """``uint8(rint(clip(255 x F, 0, 255)))`` (numpy/OpenCV rounding)."""
+    return np.rint(np.clip(_plane(fused) * 255.0, 0, 255)).astype(np.uint8)
+
+
+def uint8_truncate(fused: torch.Tensor) -> np.ndarray:
+    """``(255 x F).astype(uint8)`` after clipping to [0, 255]: truncation toward zero."""
+    return np.clip(_plane(fused) * 255.0, 0, 255).astype(np.uint8)
+
+
+def uint8_round_half_up(fused: torch.Tensor) -> np.ndarray:
+    """``uint8(clip(255 x F, 0, 255) + 0.5)`` (scipy's bytescale)."""
+    return (np.clip(_plane(fused) * 255.0, 0, 255) + 0.5).astype(np.uint8)
+
+
+def check_inputs(ir: torch.Tensor, vis: torch.Tensor, vis_channels: tuple[int, ...] = (1,)) -> None:
+    """Shared input validation of ``fuse``: 4-D float tensors of equal N, H, W."""
+    for name, t, chans in (("ir", ir, (1,)), ("vis", vis, vis_channels)):
+        if not torch.is_tensor(t) or t.dim() != 4 or not t.is_floating_point():
+            raise ValueError(f"{name} must be a float tensor N x C x H x W, got "
+                             f"{getattr(t, 'shape', type(t).__name__)}")
+        if t.shape[1] not in chans:
+            raise ValueError(f"{name} must have {' or '.join(map(str, chans))} channel(s), got {t.shape[1]}")
+    if ir.shape[0] != vis.shape[0] or ir.shape[-2:] != vis.shape[-2:]:
+        raise ValueError(f"ir {tuple(ir.shape)} and vis {tuple(vis.shape)} differ in batch or size")
+
+
+# ---------------------------------------------------------------------------------------------- FusionMethod
+class FusionMethod:
+    """Common interface; subclasses set ``supports_color`` and implement :meth:`fuse` and :meth:`to_uint8`."""
+
+    supports_color = True  # through the caller's Y-channel fusion + CbCr recombination
+    bytes_per_param = 4
+    read_mode = "pil"  # "pil" (core), "cv2" (IMREAD_GRAYSCALE), "cv2-bgr2gray" (TarDAL's visible image)
+
+    def __init__(self, spec: MethodSpec, device: torch.device):
+        self.spec = spec
+        self.name = spec.name
+        self.device = device
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r} on {self.device}>"
+
+    def preprocess(self, ir_path: str | os.PathLike, vis_path: str | os.PathLike) -> tuple[torch.Tensor, torch.Tensor]:
+        """Read a pair as the original code does (gray, [0, 1], 1 x 1 x H x W each)."""
+        if self.read_mode == "pil":
+            ir, vis = read_pil_gray(ir_path), read_pil_gray(vis_path)
+        elif self.read_mode == "cv2":
+            ir, vis = read_cv2_gray(ir_path), read_cv2_gray(vis_path)
+        elif self.read_mode == "cv2-bgr2gray":
+            ir, vis = read_cv2_gray(ir_path), read_cv2_gray(vis_path, via_bgr=True)
+        else:  # pragma: no cover - programming error
+            raise ValueError(self.read_mode)
+        return _check_pair(ir, vis, ir_path, vis_path)
+
+    def fuse(self, ir: torch.Tensor, vis: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def to_uint8(self, fused: torch.Tensor) -> np.ndarray:
+        return uint8_round_half_even(fused)
+
+    def num_params(self) -> int:
+        return 0
+
+    def size_kb(self) -> float:
+        return self.num_params() * self.bytes_per_param / 1024.0
+
+    def macs(self, h: int, w: int) -> int | None:
+        """MACs of one forward at h x w; ``None`` for training-free methods (not a network)."""
+        return None
+
+
+class LearnedMethod(FusionMethod):
+    """A network-backed method. Subclasses define ``make_net()``, ``raw(ir, vis)`` and ``macs_inputs(h, w)``."""
+
+    dtype = torch.float32
+
+    def __init__(self, spec: MethodSpec, device: torch.device, weights_root=None, load_weights: bool = True):
+        super().__init__(spec, device)
+        self.weights_root = weights_root
+        self.net = self.make_net().to(device=device, dtype=self.dtype).eval()
+        self.loaded = False
+        self.weights_path: Path | None = None
+        if load_weights:
+            self.load_weights()
+
+    # --- to override
+    def make_net(self) -> nn.Module:
+        raise NotImplementedError
+
+    def state_from_checkpoint(self, path: Path) -> dict[str, torch.Tensor]:
+        return load_checkpoint(path, self.spec.display)
+
+    def macs_inputs(self, h: int, w: int, device: torch.device) -> tuple:
+        """The inputs of the counted forward at h x w (thop's call, as BASELINES.md describes it)."""
+        raise NotImplementedError
+
+    def raw(self, ir: torch.Tensor, vis: torch.Tensor) -> torch.Tensor:
+        """The network's output before the method's output convention."""
+        raise NotImplementedError
+
+    def postprocess(self, raw: torch.Tensor) -> torch.Tensor:
+        return raw
+
+    # --- common
+    def weight_file(self) -> WeightFile:
+        return self.spec.weights[0]
+
+    def load_weights(self) -> None:
+        wf = self.weight_file()
+        path = wf.path(self.weights_root)
+        if not path.is_file():
+            raise MMDRFuseError(wf.missing_message(self.spec.display, self.weights_root))
+        self.load_state_dict(self.state_from_checkpoint(path), path)
+
+    def load_state_dict(self, state: dict[str, torch.Tensor], path: Path | str = "<state_dict>") -> None:
+        """Strict load (any float dtype is cast to the method's precision); marks the method runnable."""
+        load_strict(self.net, state, Path(path), self.spec.display)
+        self.net.to(device=self.device, dtype=self.dtype)
+        self.loaded = True
+        self.weights_path = Path(path)
+
+    def require_loaded(self) -> None:
+        if not self.loaded:
+            raise MMDRFuseError(self.spec.note or f"{self.spec.display}: built without weights (architecture "
+                                "only); build with weights=True")
+
+    def _inputs(self, ir: torch.Tensor, vis: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return ir.to(self.device, self.dtype), vis.to(self.device, self.dtype)
+
+    @torch.no_grad()
+    def fuse(self, ir: torch.Tensor, vis: torch.Tensor) -> torch.Tensor:
+        check_inputs(ir, vis)
+        self.require_loaded()
+        out = self.postprocess(self.raw(*self._inputs(ir, vis)))
+        return out.to(ir.device)
+
+    def num_params(self) -> int:
+        return sum(p.numel() for p in self.net.parameters())
+
+    def count(self, h: int, w: int) -> "MacsReport":
+        with torch.device("meta"):
+            net = self.make_net()
+        net = net.to(device="meta", dtype=self.dtype).eval()
+        inputs = self.macs_inputs(h, w, torch.device("meta"))
+        return count_macs(net, inputs)
+
+    def macs(self, h: int, w: int) -> int:
+        return self.count(h, w).macs
+
+
+# ------------------------------------------------------------------------------------------------ MAC counting
+@dataclass
+class MacsReport:
+    macs: int  # total, thop 0.1.1 rules
+    params: int  # thop's parameter count (registered leaf modules that ran)
+    by_type: dict[str, int]  # MACs per module type name
+
+
+def _conv_ops(m, x, y):
+    return y.numel() * (x.shape[1] // m.groups) * int(np.prod(m.kernel_size))
+
+
+def _norm_ops(m, x, y):
+    n = 2 * x.numel()
+    return 2 * n if (getattr(m, "affine", False) or getattr(m, "elementwise_affine", False)) else n
+
+
+def _softmax_ops(m, x, y):
+    n = x.shape[m.dim]
+    return (x.numel() // n) * (3 * n - 1) if n else 0
+
+
+_UPSAMPLE_OPS = {"nearest": 1, "linear": 5, "bilinear": 11, "bicubic": 259, "trilinear": 31}
+
+# thop 0.1.1 rules (see ../shared/BASELINES.md, "Conventions"). Types are matched exactly, as thop does.
+_RULES: dict[type, Callable] = {
+    **{t: _conv_ops for t in (nn.Conv1d, nn.Conv2d, nn.Conv3d)},
+    **{t: _norm_ops for t in (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.LayerNorm,
+                              nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d)},
+    nn.Softmax: _softmax_ops,
+    nn.Linear: lambda m, x, y: m.in_features * y.numel(),
+    **{t: (lambda m, x, y: y.numel()) for t in (nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d)},
+    nn.Upsample: lambda m, x, y: _UPSAMPLE_OPS.get(m.mode, 0) * y.numel(),
+    nn.LeakyReLU: lambda m, x, y: x.numel(),
+    **{t: (lambda m, x, y: 0) for t in (nn.ReLU, nn.ReLU6, nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d,
+                                        nn.ZeroPad2d, nn.Dropout, nn.PixelShuffle)},
+}
+
+
+def count_macs(net: nn.Module, inputs: Sequence) -> MacsReport:
+    """Count MACs of ``net(*inputs)`` with thop 0.1.1's rules, via forward hooks (works on the meta device).
+
+    A module called several times is counted each time; thop's parameter count sums the parameters of the
+    registered leaf modules that ran (each module once), so parameters held by custom containers and modules that
+    never run are left out, as thop does.
+    """
+    ops: dict[str, int] = {}
+    ran: dict[int, nn.Module] = {}
+    handles = []
+
+    def hook(m, args, y):
+        x = args[0] if args else y
+        n = int(_RULES[type(m)](m, x, y))
+        ops[type(m).__name__] = ops.get(type(m).__name__, 0) + n
+        ran[id(m)] = m
+
+    for m in net.modules():
+        if type(m) in _RULES:
+            handles.append(m.register_forward_hook(hook))
+    was_training = net.training
+    net.eval()
+    try:
+        with torch.no_grad():
+            net(*inputs)
+    finally:
+        for h in handles:
+            h.remove()
+        net.train(was_training)
+    params = sum(p.numel() for m in ran.values() for p in m.parameters(recurse=False))
+    return MacsReport(macs=sum(ops.values()), params=params, by_type=ops)
+
+
+# ----------------------------------------------------------------------------------- synthetic test weights
+def synthetic_state_dict(net_or_state: nn.Module | dict, gain: float) -> dict[str, torch.Tensor]:
+    """Deterministic weights of ../shared/BASELINES.md section 5 (checks architecture wiring without checkpoints).
+
+    For each floating tensor (n elements, shape s): t = 0..n-1 (float64), u = frac(sin(12.9898 t + 78.233) *
+    43758.5453); >= 2-D: (2u - 1) sqrt(3 gain / (n / s[0])); 1-D: 0.1 (2u - 1); cast to float32.
+    """
+    state = net_or_state.state_dict() if isinstance(net_or_state, nn.Module) else net_or_state
+    out: dict[str, torch.Tensor] = {}
+    for key, v in state.items():
+        if not v.is_floating_point():
+            out[key] = v.clone()
+            continue
+        n = v.numel()
+        t = np.arange(n, dtype=np.float64)
+        x = np.sin(12.9898 * t + 78.233) * 43758.5453
+        u = x - np.trunc(x)
+        u = np.where(u < 0, u + 1.0, u)
+        if v.dim() >= 2:
+            vals = (2 * u - 1) * np.sqrt(3.0 * gain / (n / v.shape[0]))
+        else:
+            vals = 0.1 * (2 * u - 1)
+        out[key] = torch.from_numpy(vals.astype(np.float32)).reshape(v.shape)
+    return out
