@@ -225,8 +225,12 @@ def import_ultralytics(config_dir: Path):
     os.environ.setdefault("YOLO_CONFIG_DIR", str(Path(config_dir).resolve()))
     os.environ.setdefault("YOLO_VERBOSE", "False")
     omp = os.environ.get("OMP_NUM_THREADS")  # Ultralytics sets it to 1 on import when unset: keep ours
-    try:
+    from PIL import Image
+
+    pil_open = Image.open  # Ultralytics replaces PIL.Image.open process-wide on import (a HEIF retry that
+    try:                   # pip-installs pi-heif on any unreadable file): put the original back afterwards
         import ultralytics  # noqa: F401
+        import ultralytics.utils.patches  # noqa: F401  (imported here so that its PIL patch is undone below)
         from ultralytics import YOLO
         from ultralytics.utils import SETTINGS
     except ImportError as exc:
@@ -235,6 +239,7 @@ def import_ultralytics(config_dir: Path):
     finally:
         if omp is None:
             os.environ.pop("OMP_NUM_THREADS", None)
+        Image.open = pil_open
     import ultralytics.utils as uu
     if getattr(uu, "ONLINE", False):  # imported earlier by someone else without YOLO_OFFLINE
         uu.ONLINE = False

@@ -50,3 +50,19 @@ def shared_weights() -> Path:
 def shared_reference() -> Path:
     """../shared/reference (official outputs, loss values, metric reference values)."""
     return _need("reference")
+
+
+@pytest.fixture(autouse=True)
+def _restore_pil_open():
+    """Importing Ultralytics replaces PIL.Image.open process-wide (benchmarks.detection undoes it for its own import;
+    a bare ``import ultralytics`` in a test does not): keep every test on Pillow's own opener."""
+    from PIL import Image
+
+    original = Image.open
+    if getattr(original, "__module__", "").startswith("ultralytics"):
+        import ultralytics.utils.patches as up
+
+        original = up._image_open
+    Image.open = original
+    yield
+    Image.open = original

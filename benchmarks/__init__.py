@@ -1,0 +1,1 @@
+"""Benchmarks: ``python -m benchmarks.run TARGET`` regenerates the paper's tables and figures (see benchmarks.run)."""

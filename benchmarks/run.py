@@ -1,0 +1,317 @@
+"""``python -m benchmarks.run TARGET``: regenerate the paper's tables (and figures) from data, with provenance.
+
+Targets: ``table3`` (efficiency), ``table4`` (MSRS, LLVIP, RoadScene), ``table5`` (MRI-SPECT, MRI-PET), ``table1`` /
+``table2`` (ablations, module ``ablations.table1`` / ``ablations.table2``), ``detection`` and ``figures``
+(``benchmarks.detection`` / ``benchmarks.figures``), ``all`` (every target in turn) and ``list`` (what is
+available). Every target is a module exposing ``run(ctx) -> list[Path]``; a module that does not exist yet is
+reported as "not implemented yet" and the others still run.
+
+Results go to ``--out`` (default ``<repo>/results``): ``<target>.csv`` (tidy), ``.tex``, ``.md``,
+``.provenance.json`` and ``REPORT.md`` gathering them. Fused images are cached per (method, weights sha256, data
+set) under ``--cache`` (default ``<user cache>/fused``) and reused by every target, so reruns are cheap and an
+interrupted run resumes.
+
+With no evaluation data under the data root (``--data-root`` > ``$MMDRFUSE_DATA`` > user cache), the tables are
+computed on the built-in synthetic demo set (:mod:`mmdrfuse.demo`) and every output says these are not the paper's
+data.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import shlex
+import sys
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import yaml
+
+from mmdrfuse import paths
+from mmdrfuse.errors import MMDRFuseError
+
+# target -> (module, what it makes). Order = the order of `all` (figures last: they read the other results).
+TARGETS: dict[str, tuple[str, str]] = {
+    "table3": ("benchmarks.table3", "Table 3: size, FLOPs and time per 1024x1280 pair"),
+    "table4": ("benchmarks.table4", "Table 4: infrared-visible fusion on MSRS, LLVIP, RoadScene"),
+    "table5": ("benchmarks.table5", "Table 5: medical fusion on MRI-SPECT, MRI-PET"),
+    "table1": ("ablations.table1", "Table 1: ablation of the components (trains students)"),
+    "table2": ("ablations.table2", "Table 2: student size (trains students)"),
+    "detection": ("benchmarks.detection", "Fig. 8: pedestrian detection with YOLOv5 on fused images"),
+    "figures": ("benchmarks.figures", "Figures 1, 3, 5-8"),
+}
+PROFILES_FILE = Path(__file__).resolve().parent / "profiles.yaml"
+BANNER = "=" * 100
+
+
+def load_profiles(path: str | os.PathLike = PROFILES_FILE) -> dict:
+    with open(path, encoding="utf-8") as f:
+        return yaml.safe_load(f)
+
+
+@dataclass
+class Context:
+    """What every target gets: settings, folders, the method rows and the fused-image cache."""
+
+    profile: str
+    settings: dict
+    data_root: Path
+    weights_root: Path
+    out_dir: Path
+    methods: list[str] | None = None  # restrict to these method names (None = all)
+    datasets: list[str] | None = None  # restrict to these data sets (None = the profile's)
+    device: str = "cpu"
+    cache: object = None  # benchmarks.cache.FusedCache
+    command: str = ""
+    progress: bool = True
+    evaluator: Callable | None = None  # per-image metrics function (tests pass a fake); None = the suite's metrics
+    synthetic: bool = False  # set when no real data was found and the demo set is used
+    log: list[str] = field(default_factory=list)
+    _runs: tuple | None = field(default=None, repr=False)
+
+    # ---------------------------------------------------------------------------------------------- data sets
+    def demo_root(self) -> Path:
+        return Path(self.cache.root) / "_demo_data"
+
+    def datasets_for(self, names: list[str]) -> tuple[list, dict[str, str]]:
+        """Located data sets among ``names`` (filtered by ``--datasets``) and {name: why missing}.
+
+        When none of the paper's data sets is found anywhere, the synthetic demo set stands in (``self.synthetic``).
+        """
+        from mmdrfuse import data
+
+        if self.synthetic:
+            return [self._demo()], {}
+        only = None if self.datasets is None else {data.get(d).name for d in self.datasets}
+        wanted = [n for n in names if only is None or data.get(n).name in only]
+        found, missing = [], {}
+        for n in wanted:
+            loc = data.find(n, self.data_root)
+            if loc is None:
+                try:
+                    data.locate(n, self.data_root)
+                except MMDRFuseError as exc:
+                    missing[n] = str(exc)
+            else:
+                found.append(loc)
+        return found, missing
+
+    def _demo(self):
+        from mmdrfuse import data, demo
+
+        root = self.demo_root()
+        demo.write_demo(root, n_pairs=int(self.settings.get("demo_pairs", demo.DEFAULT_PAIRS)))
+        return data.locate("DEMO", root)
+
+    def max_pairs(self, run) -> int | None:
+        mp = self.settings.get("max_pairs", {}) or {}
+        return mp.get("mmdrfuse" if run.kind == "mmdrfuse" else "baselines")
+
+    # ------------------------------------------------------------------------------------------------ methods
+    def method_runs(self) -> tuple[list, dict[str, str]]:
+        """(runs, unavailable): MMDRFuse official + ours, then every baseline that can run; filtered by --methods."""
+        if self._runs is None:
+            from benchmarks import cache as bc
+
+            runs, missing = bc.mmdrfuse_runs(self.weights_root, self.device)
+            which = self.settings.get("baselines", "default")
+            b_runs, b_missing = bc.baseline_runs(self.weights_root, self.device, which)
+            runs += b_runs
+            missing.update(b_missing)
+            if self.methods is not None:
+                want = {m.lower() for m in self.methods}
+                runs = [r for r in runs if r.method.lower() in want or r.label.lower() in want]
+                missing = {k: v for k, v in missing.items() if k.split(" (")[0].lower() in want or k.lower() in want}
+            self._runs = (runs, missing)
+        return self._runs
+
+    def find_run(self, method: str, weights: str | None = None):
+        runs, missing = self.method_runs()
+        for r in runs:
+            if r.method.lower() == method.lower() and (weights is None or r.weights == weights):
+                if weights is None and r.kind == "mmdrfuse" and r.weights != "official":
+                    continue  # MMDRFuse alone means the official weights
+                return r
+        reason = missing.get(method) or missing.get(f"{method} ({weights})") or "not in the method list"
+        raise MMDRFuseError(f"method {method!r}{f' with weights {weights!r}' if weights else ''} cannot run: {reason}")
+
+    def fused_dir(self, method: str, dataset: str, weights: str | None = None, max_pairs: int | None = None) -> Path:
+        """Folder of fused PNGs (``<stem>.png``) of ``method`` on ``dataset``, fused now if not cached."""
+        from mmdrfuse import data
+
+        run = self.find_run(method, weights)
+        loc = self._demo() if (self.synthetic and dataset.upper() == "DEMO") else data.locate(dataset, self.data_root)
+        pairs = self.cache.select(loc, max_pairs)
+        return self.cache.ensure(run, loc, pairs).folder
+
+    def say(self, msg: str) -> None:
+        self.log.append(msg)
+        print(msg, file=sys.stderr)
+
+
+# ---------------------------------------------------------------------------------------------------- running
+@dataclass
+class Outcome:
+    target: str
+    status: str  # ok | not implemented | failed
+    seconds: float
+    outputs: list[Path] = field(default_factory=list)
+    message: str = ""
+
+
+def run_target(name: str, ctx: Context) -> Outcome:
+    module, _ = TARGETS[name]
+    t0 = time.perf_counter()
+    try:
+        mod = importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name and (module == exc.name or module.startswith(exc.name + ".")):
+            return Outcome(name, "not implemented", 0.0, message=f"not implemented yet: module {module} does not exist")
+        return Outcome(name, "failed", time.perf_counter() - t0, message=f"not available yet: {exc}")
+    if not hasattr(mod, "run"):
+        return Outcome(name, "not implemented", 0.0, message=f"not implemented yet: {module} has no run(ctx)")
+    ctx.say(f"--- {name}: {TARGETS[name][1]} (profile {ctx.profile})")
+    try:
+        outputs = list(mod.run(ctx) or [])
+    except MMDRFuseError as exc:
+        return Outcome(name, "failed", time.perf_counter() - t0, message=str(exc))
+    except KeyboardInterrupt:
+        raise
+    except Exception as exc:  # noqa: BLE001 - one broken target must not stop `all`; the summary shows it
+        traceback.print_exc()
+        return Outcome(name, "failed", time.perf_counter() - t0, message=f"{exc.__class__.__name__}: {exc}")
+    return Outcome(name, "ok", time.perf_counter() - t0, outputs)
+
+
+def list_targets(ctx: Context) -> int:
+    from mmdrfuse import data
+
+    print("targets:")
+    for name, (module, what) in TARGETS.items():
+        try:
+            ok = hasattr(importlib.import_module(module), "run")
+        except ModuleNotFoundError:
+            ok = False
+        except Exception as exc:  # noqa: BLE001
+            print(f"  {name:10s} BROKEN ({exc.__class__.__name__}: {exc})  {what}")
+            continue
+        print(f"  {name:10s} {'ready' if ok else 'not implemented yet':20s} {what}")
+    print(f"data root: {ctx.data_root}")
+    for name in data.PAPER_DATASETS:
+        f = data.find(name, ctx.data_root)
+        print(f"  {name:10s} " + (f"{f.n_pairs:4d} pairs" + (f"  ! {f.flag}" if f.flag else "") if f else "missing"))
+    runs, missing = ctx.method_runs()
+    print(f"methods (weights root {ctx.weights_root}):")
+    for r in runs:
+        print(f"  {r.label:28s} weights {r.weights} sha256 {r.sha256[:12]}")
+    for k, v in missing.items():
+        print(f"  {k:28s} unavailable: {v}")
+    return 0
+
+
+def build_context(args: argparse.Namespace) -> Context:
+    from benchmarks.cache import FusedCache
+    from mmdrfuse import data
+
+    profiles = load_profiles()
+    if args.profile not in profiles:
+        raise MMDRFuseError(f"unknown profile {args.profile!r}; known: {', '.join(profiles)}")
+    out = Path(args.out) if args.out else paths.repo_root() / "results"
+    cache_root = Path(args.cache) if args.cache else paths.cache_dir() / "fused"
+    if args.datasets:
+        for d in args.datasets:
+            data.get(d)  # unknown names fail early with a did-you-mean
+    ctx = Context(profile=args.profile, settings=profiles[args.profile], data_root=paths.data_root(args.data_root),
+                  weights_root=paths.weights_root(args.weights_root), out_dir=out, methods=args.methods,
+                  datasets=args.datasets, device=args.device, cache=FusedCache(cache_root, progress=not args.quiet),
+                  command=" ".join(["python -m benchmarks.run", *map(shlex.quote, args.argv)]), progress=not args.quiet)
+    wanted = ctx.settings.get("datasets", list(data.PAPER_DATASETS))
+    if args.synthetic or (not args.datasets and args.target != "list"
+                          and not any(data.find(n, ctx.data_root) for n in wanted)):
+        ctx.synthetic = True  # nothing real anywhere: the demo set stands in (said loudly everywhere)
+    return ctx
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.splitlines()[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("target", choices=["all", "list", *TARGETS], help="what to regenerate")
+    ap.add_argument("--profile", default="quick", help="quick | cpu | paper (benchmarks/profiles.yaml)")
+    ap.add_argument("--data-root", default=None, help=f"evaluation data (default: ${paths.DATA_ENV}, else the cache)")
+    ap.add_argument("--weights-root", default=None, help=f"weights (default: ${paths.WEIGHTS_ENV}, else the cache)")
+    ap.add_argument("--out", default=None, help="results folder (default: <repo>/results)")
+    ap.add_argument("--cache", default=None, help="fused-image cache (default: <user cache>/fused)")
+    ap.add_argument("--methods", nargs="+", default=None, help="only these methods (e.g. MMDRFuse TarDAL)")
+    ap.add_argument("--datasets", nargs="+", default=None, help="only these data sets (e.g. MSRS MRI-PET)")
+    ap.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
+    ap.add_argument("--synthetic", action="store_true", help="use the synthetic demo set even if real data exists")
+    ap.add_argument("--quiet", action="store_true", help="no progress bars")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = ap.parse_args(argv)
+    args.argv = argv
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        if args.device.startswith("cuda"):
+            import torch
+
+            if not torch.cuda.is_available():
+                raise MMDRFuseError(f"--device {args.device}: CUDA is not available here; use --device cpu")
+        ctx = build_context(args)
+        if args.target == "list":
+            return list_targets(ctx)
+        if ctx.synthetic:
+            print(f"{BANNER}\nNO EVALUATION DATA FOUND under {ctx.data_root} (--data-root / ${paths.DATA_ENV}):\n"
+                  f"running on the built-in SYNTHETIC demo set. These are NOT the paper's data; the numbers are not\n"
+                  f"comparable with the paper's. Get the data with 'mmdrfuse data download all'.\n{BANNER}",
+                  file=sys.stderr)
+        names = list(TARGETS) if args.target == "all" else [args.target]
+        outcomes = []
+        for name in names:
+            outcomes.append(run_target(name, ctx))
+            _rebuild_report(ctx)
+    except MMDRFuseError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted; rerun the same command to resume (fused images are cached)", file=sys.stderr)
+        return 130
+    print_summary(ctx, outcomes)
+    return 0 if all(o.status != "failed" for o in outcomes) else 1
+
+
+def _rebuild_report(ctx: Context) -> None:
+    from benchmarks.report import build_report
+
+    if ctx.out_dir.is_dir():
+        try:
+            build_report(ctx.out_dir)
+        except Exception as exc:  # noqa: BLE001 - the report is a convenience; the per-target files are written
+            print(f"warning: REPORT.md not rebuilt ({exc.__class__.__name__}: {exc})", file=sys.stderr)
+
+
+def print_summary(ctx: Context, outcomes: list[Outcome]) -> None:
+    from tabulate import tabulate
+
+    rows = [[o.target, o.status, f"{o.seconds:.1f}", len(o.outputs), o.message[:90]] for o in outcomes]
+    print()
+    print(f"summary (profile {ctx.profile}, results in {ctx.out_dir}):")
+    print(tabulate(rows, headers=["target", "status", "seconds", "files", "message"], tablefmt="simple"))
+    flags = [m for m in ctx.log if m.startswith("FLAG")]
+    for f in dict.fromkeys(flags):
+        print(f)
+    if ctx.synthetic:
+        print("NOTE: computed on the SYNTHETIC demo set, NOT the paper's data.")
+    report = ctx.out_dir / "REPORT.md"
+    if report.is_file():
+        print(f"report: {report}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,330 @@
+"""Speed of the fusion metrics (mmdrfuse.metrics.compute_all) on CPU: per pair at 640 x 480 and 1280 x 1024, per
+metric, the whole MSRS test set in pairs/s, and the direct-convolution NumPy/SciPy evaluator for comparison.
+
+    python -m benchmarks.speed_metrics [--data-root DIR] [--fused DIR] [--runs 15] [--warmup 3] [--threads 1,2]
+                                       [--baseline-runs 1] [--no-dataset] [--out-dir results] [--quiet]
+
+Cases (real images from the data root; the fused image is round((A + B) / 2) unless ``--fused`` names a folder of
+fused MSRS test images, e.g. MMDRFuse's outputs):
+
+- ``pair_640x480`` / ``pair_1280x1024``: one MSRS / LLVIP pair, ``compute_all`` of the twelve paper + extra metrics
+  (SD SCD VIF Qabf SSIM CC EN SF AG MI PSNR MSE), and of those plus Nabf (``+Nabf``). ``--warmup`` untimed calls,
+  then ``--runs`` timed ones: median and minimum wall time, median process CPU time.
+- ``metric_<name>``: each metric alone on the 640 x 480 pair (what sharing saves shows in the sum).
+- ``numpy_direct_640x480``: the same twelve definitions computed the way the authors' evaluator does (NumPy, direct
+  2-D ``scipy.signal.convolve2d`` windows, scikit-image SSIM, scikit-learn MI), single-threaded; the speed-up column
+  is relative to it.
+- ``msrs_test_set``: ``evaluate_folder`` on all MSRS test pairs (reading, pairing, batching: what ``mmdrfuse
+  evaluate`` does), in pairs/s; ``msrs_test_set_compute_batch{1,4}`` the same pairs already in memory.
+
+Writes ``<out-dir>/speed_metrics.csv`` and ``speed_metrics.provenance.json`` (command, machine, date, git commit,
+torch version, threads, load average before/after). Other processes on a shared machine slow every row: the minimum
+is the best estimate of the kernels' speed, the median of what a user sees under the recorded load.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import os
+import platform
+import shlex
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from mmdrfuse import metrics as M
+from mmdrfuse.atomic import write_json, write_with
+from mmdrfuse.paths import data_root, repo_root
+
+NAME = "speed_metrics"
+TWELVE = M.PAPER_METRICS + ["EN", "SF", "AG", "MI", "PSNR", "MSE"]
+TARGET_MS_640 = 70.0  # issue 3: <= 70 ms per 640 x 480 pair for the twelve metrics on the 2-core CPU
+PAIRS = {  # case -> (folder under the data root, ir subfolder, vis subfolder, stem)
+    "640x480": ("MSRS/test", "ir", "vi", "00004N"),
+    "1280x1024": ("LLVIP/test_samples", "ir", "vi", "190001"),
+}
+
+
+# ---------------------------------------------------------------------------------------------------- timing
+def _time(fn: Callable[[], object], runs: int, warmup: int) -> dict[str, float]:
+    for _ in range(warmup):
+        fn()
+    wall, cpu = [], []
+    for _ in range(runs):
+        c0, t0 = time.process_time(), time.perf_counter()
+        fn()
+        wall.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
+    return {"median_ms": 1e3 * statistics.median(wall), "min_ms": 1e3 * min(wall),
+            "cpu_ms": 1e3 * statistics.median(cpu), "runs": runs}
+
+
+def _find(root: Path, folder: str, sub: str, stem: str) -> Path | None:
+    d = root / folder / sub
+    for ext in (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"):
+        if (d / (stem + ext)).is_file():
+            return d / (stem + ext)
+    return None
+
+
+def _load_pair(root: Path, case: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, str]:
+    """(F, A, B) as 1 x 1 x H x W float64 0..255 (F = round((A + B) / 2)), and where they came from."""
+    from mmdrfuse.metrics.reading import read_eval_gray
+
+    folder, ir, vi, stem = PAIRS[case]
+    pa, pb = _find(root, folder, ir, stem), _find(root, folder, vi, stem)
+    if pa is None or pb is None:
+        h, w = (int(v) for v in case.split("x")[::-1])
+        g = torch.Generator().manual_seed(0)
+        a = torch.randint(0, 256, (1, 1, h, w), generator=g).double()
+        b = torch.randint(0, 256, (1, 1, h, w), generator=g).double()
+        src = f"synthetic random {h}x{w} (seed 0; {folder}/{ir}/{stem}.* not found)"
+    else:
+        a, b = read_eval_gray(pa)[None, None], read_eval_gray(pb)[None, None]
+        src = f"{folder}/{{{ir},{vi}}}/{pa.name}"
+    return torch.round((a + b) / 2), a, b, src
+
+
+# ----------------------------------------------------------------------- the direct (authors'-style) evaluator
+def numpy_direct(f: np.ndarray, a: np.ndarray, b: np.ndarray) -> dict[str, float]:
+    """The twelve metrics with direct 2-D windows, as the authors' NumPy evaluator computes them (for timing)."""
+    from scipy.signal import convolve2d
+    from skimage.metrics import structural_similarity
+    from sklearn.metrics import mutual_info_score
+
+    def corr(x, y):
+        x, y = x - x.mean(), y - y.mean()
+        return (x * y).sum() / np.sqrt((x * x).sum() * (y * y).sum())
+
+    def vif(ref, dist):
+        num = den = 0.0
+        for s in range(1, 5):
+            n = 2 ** (5 - s) + 1
+            m = (n - 1) / 2
+            yy, xx = np.mgrid[-m:m + 1, -m:m + 1]
+            win = np.exp(-(xx * xx + yy * yy) / (2 * (n / 5.0) ** 2))
+            win /= win.sum()
+            if s > 1:
+                ref = convolve2d(ref, win, "valid")[::2, ::2]
+                dist = convolve2d(dist, win, "valid")[::2, ::2]
+            mu1, mu2 = convolve2d(ref, win, "valid"), convolve2d(dist, win, "valid")
+            s1 = np.maximum(convolve2d(ref * ref, win, "valid") - mu1 ** 2, 0)
+            s2 = np.maximum(convolve2d(dist * dist, win, "valid") - mu2 ** 2, 0)
+            s12 = convolve2d(ref * dist, win, "valid") - mu1 * mu2
+            g = s12 / (s1 + 1e-10)
+            sv = s2 - g * s12
+            lo1, lo2 = s1 < 1e-10, s2 < 1e-10
+            g[lo1], sv[lo1], s1[lo1] = 0, s2[lo1], 0
+            g[lo2], sv[lo2] = 0, 0
+            neg = g < 0
+            sv[neg], g[neg] = s2[neg], 0
+            sv[sv <= 1e-10] = 1e-10
+            num += np.sum(np.log10(1 + g * g * s1 / (sv + 2)))
+            den += np.sum(np.log10(1 + s1 / 2))
+        return num / den
+
+    def grad(img):
+        sx = convolve2d(img, np.array([[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]], float), "same")
+        sy = convolve2d(img, np.array([[1, 2, 1], [0, 0, 0], [-1, -2, -1]], float), "same")
+        ang = np.full(img.shape, np.pi / 2)
+        nz = sx != 0
+        ang[nz] = np.arctan(sy[nz] / sx[nz])
+        return np.sqrt(sx * sx + sy * sy), ang
+
+    def q(ga, aa, gf, af):
+        rel = np.zeros_like(ga)
+        for m, v in ((ga > gf, lambda m: gf[m] / ga[m]), (ga == gf, lambda m: gf[m]), (ga < gf, lambda m: ga[m] / gf[m])):
+            rel[m] = v(m)
+        ang = 1 - np.abs(aa - af) / (np.pi / 2)
+        return 0.9994 / (1 + np.exp(-15 * (rel - 0.5))) * 0.9879 / (1 + np.exp(-22 * (ang - 0.8)))
+
+    (ga, aa), (gb, ab), (gf, af) = grad(a), grad(b), grad(f)
+    hist = np.bincount(f.astype(np.int64).ravel(), minlength=256) / f.size
+    gy, gx = np.gradient(f)
+    mse = (np.mean((f - a) ** 2) + np.mean((f - b) ** 2)) / 2
+    return {
+        "SD": f.std(), "SCD": corr(f - b, a) + corr(f - a, b), "VIF": vif(a, f) + vif(b, f),
+        "Qabf": np.sum(q(ga, aa, gf, af) * ga + q(gb, ab, gf, af) * gb) / np.sum(ga + gb),
+        "SSIM": structural_similarity(f, a, data_range=2) + structural_similarity(f, b, data_range=2),
+        "CC": (corr(a, f) + corr(b, f)) / 2, "EN": -np.sum(hist[hist > 0] * np.log2(hist[hist > 0])),
+        "SF": np.sqrt(np.mean(np.diff(f, axis=1) ** 2) + np.mean(np.diff(f, axis=0) ** 2)),
+        "AG": np.mean(np.sqrt((gx ** 2 + gy ** 2) / 2)),
+        "MI": mutual_info_score(f.ravel(), a.ravel()) + mutual_info_score(f.ravel(), b.ravel()),
+        "PSNR": 10 * np.log10(f.max() ** 2 / mse), "MSE": mse,
+    }
+
+
+# ---------------------------------------------------------------------------------------------------- dataset
+def _prepare_dataset(root: Path, fused: Path | None, tmp: Path, quiet: bool) -> dict | None:
+    """The MSRS test folders, a fused folder (written to ``tmp`` as round((A + B) / 2) unless given; not timed) and
+    all triples in memory for the compute-only row."""
+    from mmdrfuse.io import match_stems, save_image
+    from mmdrfuse.metrics.reading import read_eval_gray
+
+    ir, vi = root / "MSRS" / "test" / "ir", root / "MSRS" / "test" / "vi"
+    if not ir.is_dir() or not vi.is_dir():
+        print(f"skipping the MSRS test set: {ir} not found", file=sys.stderr)
+        return None
+    if fused is None:
+        fused = tmp
+        for p in match_stems(ir, vi):
+            a, b = read_eval_gray(p.paths[0]), read_eval_gray(p.paths[1])
+            save_image(fused / f"{p.stem}.png", torch.round((a + b) / 2).numpy().astype(np.uint8))
+        note = "fused = round((A + B) / 2)"
+    else:
+        note = f"fused = {fused}"
+    triples = torch.stack([torch.stack([read_eval_gray(x) for x in p.paths]).to(torch.uint8)
+                           for p in match_stems(fused, ir, vi)])
+    return {"fused": fused, "ir": ir, "vi": vi, "note": note, "triples": triples}
+
+
+def _dataset_rows(prep: dict, threads: int, quiet: bool) -> list[dict]:
+    from mmdrfuse.evaluate import evaluate_folder
+
+    t0, c0 = time.perf_counter(), time.process_time()
+    df = evaluate_folder(prep["fused"], prep["ir"], prep["vi"], TWELVE, progress=not quiet)
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    n = len(df)
+    rows = [_row("msrs_test_set", "640x480", n, TWELVE, threads,
+                 {"median_ms": 1e3 * wall / n, "min_ms": float("nan"), "cpu_ms": 1e3 * cpu / n, "runs": 1},
+                 note=f"evaluate_folder end to end (read + pair, default batch size), {prep['note']}", pairs_per_s=n / wall)]
+    x = prep["triples"]
+    for bs in (1, 4):
+        t0, c0 = time.perf_counter(), time.process_time()
+        for i in range(0, len(x), bs):
+            xb = x[i:i + bs].double()
+            M.compute_all(xb[:, 0:1], xb[:, 1:2], xb[:, 2:3], TWELVE)
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+        rows.append(_row(f"msrs_test_set_compute_batch{bs}", "640x480", len(x), TWELVE, threads,
+                         {"median_ms": 1e3 * wall / len(x), "min_ms": float("nan"), "cpu_ms": 1e3 * cpu / len(x),
+                          "runs": 1}, note=f"compute_all only, images in memory, batches of {bs}",
+                         pairs_per_s=len(x) / wall))
+    return rows
+
+
+# ------------------------------------------------------------------------------------------------------- main
+def _row(case, size, pairs, names, threads, t, note="", pairs_per_s=None, speedup=None) -> dict:
+    return {"case": case, "size": size, "pairs": pairs, "metrics": " ".join(names), "threads": threads,
+            "ms_per_pair_median": round(t["median_ms"], 3), "ms_per_pair_min": round(t["min_ms"], 3),
+            "cpu_ms_per_pair": round(t["cpu_ms"], 3), "runs": t["runs"],
+            "pairs_per_s": round(pairs_per_s if pairs_per_s is not None else 1e3 / t["median_ms"], 3),
+            "speedup_vs_numpy_direct": "" if speedup is None else round(speedup, 1), "note": note}
+
+
+def _git_commit() -> tuple[str | None, bool | None]:
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo_root(), capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=repo_root(), capture_output=True, text=True,
+                               timeout=10)
+        return (head.stdout.strip() or None) if head.returncode == 0 else None, bool(dirty.stdout.strip())
+    except (OSError, subprocess.SubprocessError):
+        return None, None
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.speed_metrics", description=__doc__.splitlines()[0])
+    ap.add_argument("--data-root", help="data root (default: $MMDRFUSE_DATA or the user cache)")
+    ap.add_argument("--fused", help="folder of fused MSRS test images for the data-set row (default round((A+B)/2))")
+    ap.add_argument("--runs", type=int, default=15, help="timed calls per case (default 15)")
+    ap.add_argument("--warmup", type=int, default=3, help="untimed calls first (default 3)")
+    ap.add_argument("--threads", default=None,
+                    help="comma-separated torch thread counts to measure (default: 1 and torch's default, the core "
+                         "count); every case runs once per setting")
+    ap.add_argument("--baseline-runs", type=int, default=1, help="timed runs of the direct NumPy evaluator (0: skip)")
+    ap.add_argument("--no-dataset", action="store_true", help="skip the MSRS test-set rows")
+    ap.add_argument("--out-dir", default=str(repo_root() / "results"), help="where the CSV and provenance go")
+    ap.add_argument("--quiet", action="store_true")
+    args = ap.parse_args(argv)
+    default_threads = torch.get_num_threads()
+    thread_list = ([int(t) for t in args.threads.split(",")] if args.threads
+                   else sorted({1, default_threads}))
+    root = data_root(args.data_root)
+    load_before = os.getloadavg()
+    rows: list[dict] = []
+    pairs = {case: _load_pair(root, case) for case in PAIRS}
+    sources = {case: v[3] for case, v in pairs.items()}
+    base_ms = None
+    if args.baseline_runs > 0:
+        f, a, b, src = pairs["640x480"]
+        fn, an, bn = (x[0, 0].numpy() for x in (f, a, b))
+        tb = _time(lambda: numpy_direct(fn, an, bn), args.baseline_runs, 0)
+        base_ms = tb["median_ms"]
+        ref = numpy_direct(fn, an, bn)
+        ours = {k: v.item() for k, v in M.compute_all(f, a, b, TWELVE).items()}
+        worst = max(abs(ours[k] - ref[k]) / max(abs(ref[k]), 1e-12) for k in TWELVE)
+        rows.append(_row("numpy_direct_640x480", "640x480", 1, TWELVE, 1, tb, speedup=1.0,
+                         note=f"direct 2-D convolutions (NumPy/SciPy, one thread); max rel. diff to ours {worst:.1e}"))
+    tmp = tempfile.TemporaryDirectory(prefix="speed_metrics_")
+    prep = None if args.no_dataset else _prepare_dataset(root, Path(args.fused) if args.fused else None,
+                                                         Path(tmp.name), args.quiet)
+    for threads in thread_list:
+        torch.set_num_threads(threads)
+        for case, (f, a, b, src) in pairs.items():
+            for names, label in ((TWELVE, "pair"), (TWELVE + ["Nabf"], "pair+Nabf")):
+                t = _time(lambda: M.compute_all(f, a, b, names), args.runs, args.warmup)
+                sp = base_ms / t["median_ms"] if base_ms and case == "640x480" else None
+                rows.append(_row(f"{label}_{case}", case, 1, names, threads, t, note=src, speedup=sp))
+            if case == "640x480":
+                for n in TWELVE + ["Nabf"]:
+                    t = _time(lambda: M.compute_all(f, a, b, [n]), max(5, args.runs // 3), 1)
+                    rows.append(_row(f"metric_{n}", case, 1, [n], threads, t, note="this metric alone"))
+        if prep is not None:
+            rows += _dataset_rows(prep, threads, args.quiet)
+    torch.set_num_threads(default_threads)
+    tmp.cleanup()
+    load_after = os.getloadavg()
+
+    import pandas as pd
+    from tabulate import tabulate
+
+    df = pd.DataFrame(rows)
+    out = Path(args.out_dir)
+    write_with(out / f"{NAME}.csv", lambda p: df.to_csv(p, index=False))
+    commit, dirty = _git_commit()
+    write_json(out / f"{NAME}.provenance.json", {
+        "target": NAME,
+        "command": "python -m benchmarks.speed_metrics " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:])),
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "git_commit": commit, "git_dirty": dirty,
+        "machine": {"platform": platform.platform(), "python": platform.python_version(),
+                    "cpu": platform.processor() or _cpu_name(), "cpu_count": os.cpu_count()},
+        "torch": torch.__version__, "numpy": np.__version__, "threads": thread_list,
+        "load_average_before": [round(x, 2) for x in load_before],
+        "load_average_after": [round(x, 2) for x in load_after],
+        "settings": {"runs": args.runs, "warmup": args.warmup, "baseline_runs": args.baseline_runs,
+                     "metrics": TWELVE, "dtype": "float64", "data_root": str(root), "inputs": sources,
+                     "fused_for_dataset": args.fused or "round((A + B) / 2)"},
+        "note": "shared machine: compare medians under the recorded load; the minimum estimates the unloaded speed",
+    })
+    cols = ["case", "threads", "ms_per_pair_median", "ms_per_pair_min", "cpu_ms_per_pair", "pairs_per_s",
+            "speedup_vs_numpy_direct"]
+    print(tabulate(df[cols].values.tolist(), headers=cols, floatfmt=".1f"))
+    for _, r in df[df.case == "pair_640x480"].iterrows():
+        verdict = "met" if r.ms_per_pair_median <= TARGET_MS_640 else "not met"
+        print(f"target <= {TARGET_MS_640:.0f} ms per 640x480 pair (twelve metrics), {r.threads} thread(s): {verdict} "
+              f"(median {r.ms_per_pair_median:.1f} ms, min {r.ms_per_pair_min:.1f} ms)")
+    print(f"load average {load_before[0]:.1f} -> {load_after[0]:.1f} (other processes share the CPU: timings are "
+          "pessimistic)")
+    print(f"wrote {out / (NAME + '.csv')} and {NAME}.provenance.json")
+    return 0
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,411 @@
+"""Evaluation data sets: a registry (name -> layout, paper count, public source), lookup and download.
+
+The data root is ``--data-root`` > ``$MMDRFUSE_DATA`` > ``<user cache>/data`` (:func:`mmdrfuse.paths.data_root`);
+the first one that is set is used. Inside it every data set has the layout the registry names, e.g.
+``MSRS/test/{ir,vi}``; several layouts can be listed (the full set's own layout first), the first one present wins.
+
+A data set found with fewer pairs than the paper used (LLVIP: the 15 sample pairs in ../shared instead of the 250-pair
+test split) is still used, and :attr:`Located.flag` carries the warning every report that uses it must print.
+
+``mmdrfuse data list`` shows what is found; ``mmdrfuse data download NAME`` fetches the public archive named in the
+registry, checks its sha256 when one is known (a mismatch is refused), and never leaves a partial file: the archive
+is streamed to a temporary file in the data root, checked, unpacked into a temporary folder and only then moved into
+place. ``mmdrfuse data demo`` writes the built-in synthetic demo set (:mod:`mmdrfuse.demo`).
+
+Medical pairs put the MRI in the IR slot and PET/SPECT in the visible slot (the order that reproduces Table 5).
+"""
+from __future__ import annotations
+
+import contextlib
+import difflib
+import hashlib
+import http.client
+import os
+import shutil
+import sys
+import tarfile
+import tempfile
+import urllib.error
+import urllib.request
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from mmdrfuse import paths
+from mmdrfuse.errors import MMDRFuseError
+
+_CDDFUSE = "https://github.com/Zhaozixiang1228/MMIF-CDDFuse/archive/fd8da1f.zip"
+
+
+@dataclass(frozen=True)
+class Source:
+    """A public archive holding the data set, and where its folders are inside it.
+
+    ``members`` maps a folder inside the archive (after stripping the archive's single top folder, as GitHub's
+    ``archive/<commit>.zip`` files have) to the folder it becomes under the data root.
+    """
+
+    url: str | None  # archive address (None: no direct download; see the data set's ``homepage``)
+    sha256: str | None  # of the archive; None = not known (GitHub builds archives on request; pin with --sha256)
+    members: dict[str, str] = field(default_factory=dict)
+    provenance: str = ""  # repository @ commit and path the files come from
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """One evaluation data set as the paper used it."""
+
+    name: str
+    kind: str  # "ivif" | "medical" | "synthetic"
+    paper_pairs: int  # pairs in the paper's test split
+    table: str  # where the paper reports it
+    layouts: tuple[tuple[str, str], ...]  # (IR/MRI folder, VIS/PET/SPECT folder) under the data root, best first
+    source: Source
+    homepage: str = ""
+    licence: str = ""
+    slots: tuple[str, str] = ("IR", "VIS")  # what the two inputs are called
+    aliases: tuple[str, ...] = ()
+    note: str = ""
+
+
+REGISTRY: dict[str, DatasetSpec] = {
+    "MSRS": DatasetSpec(
+        "MSRS", "ivif", 361, "Table 4a, Tables 1-2",
+        layouts=(("MSRS/test/ir", "MSRS/test/vi"),),
+        source=Source("https://github.com/Linfeng-Tang/MSRS/archive/2052589d3a714d0285c8792e24d2db290d84b6ea.zip",
+                      None, {"test/ir": "MSRS/test/ir", "test/vi": "MSRS/test/vi"},
+                      "Linfeng-Tang/MSRS @ 2052589 test/{ir,vi} (the archive holds the whole MSRS, ~1 GB)"),
+        homepage="https://github.com/Linfeng-Tang/MSRS", licence="research use; cite PIAFusion / SeAFusion",
+        note="640x480 PNG; IR gray, visible RGB"),
+    "LLVIP": DatasetSpec(
+        "LLVIP", "ivif", 250, "Table 4b",
+        layouts=(("LLVIP/infrared/test", "LLVIP/visible/test"),  # the full LLVIP as distributed
+                 ("LLVIP/test/ir", "LLVIP/test/vi"),
+                 ("LLVIP/test_samples/ir", "LLVIP/test_samples/vi")),  # the 15 public samples in ../shared
+        source=Source("https://github.com/bupt-ai-cz/LLVIP/archive/60cdc80.zip", None,
+                      {"FusionGAN/Test_LLVIP_ir": "LLVIP/test_samples/ir",
+                       "FusionGAN/Test_LLVIP_vi": "LLVIP/test_samples/vi"},
+                      "bupt-ai-cz/LLVIP @ 60cdc80 FusionGAN/Test_LLVIP_{ir,vi} (12 sample pairs only)"),
+        homepage="https://bupt-ai-cz.github.io/LLVIP/",
+        licence="non-commercial research and teaching only; cite LLVIP",
+        aliases=("llvip",),
+        note="the paper's 250-pair test split is distributed from the homepage under its licence (manual download; "
+             "unpack so that LLVIP/infrared/test and LLVIP/visible/test exist); the archive here has 12 samples"),
+    "RoadScene": DatasetSpec(
+        "RoadScene", "ivif", 50, "Table 4c",
+        layouts=(("RoadScene/test50/ir", "RoadScene/test50/vi"),),
+        source=Source(_CDDFUSE, None, {"test_img/RoadScene/ir": "RoadScene/test50/ir",
+                                       "test_img/RoadScene/vi": "RoadScene/test50/vi"},
+                      "Zhaozixiang1228/MMIF-CDDFuse @ fd8da1f test_img/RoadScene"),
+        homepage="https://github.com/hanna-xu/RoadScene", licence="cite FusionDN / U2Fusion",
+        note="the 50-pair split of CDDFuse; may differ from the paper's RoadScene-50"),
+    "MRI-SPECT": DatasetSpec(
+        "MRI-SPECT", "medical", 73, "Table 5a",
+        layouts=(("MRI_SPECT/MRI", "MRI_SPECT/SPECT"),),
+        source=Source(_CDDFUSE, None, {"test_img/MRI_SPECT/MRI": "MRI_SPECT/MRI",
+                                       "test_img/MRI_SPECT/SPECT": "MRI_SPECT/SPECT"},
+                      "Zhaozixiang1228/MMIF-CDDFuse @ fd8da1f test_img/MRI_SPECT"),
+        homepage="http://www.med.harvard.edu/AANLIB/", licence="Harvard Whole Brain Atlas",
+        slots=("MRI", "SPECT"), aliases=("MRI_SPECT", "mrispect"), note="256x256 PNG"),
+    "MRI-PET": DatasetSpec(
+        "MRI-PET", "medical", 42, "Table 5b",
+        layouts=(("MRI_PET/MRI", "MRI_PET/PET"),),
+        source=Source(_CDDFUSE, None, {"test_img/MRI_PET/MRI": "MRI_PET/MRI",
+                                       "test_img/MRI_PET/PET": "MRI_PET/PET"},
+                      "Zhaozixiang1228/MMIF-CDDFuse @ fd8da1f test_img/MRI_PET"),
+        homepage="http://www.med.harvard.edu/AANLIB/", licence="Harvard Whole Brain Atlas",
+        slots=("MRI", "PET"), aliases=("MRI_PET", "mripet"), note="256x256 PNG"),
+    "LLVIP-train": DatasetSpec(
+        "LLVIP-train", "ivif", 0, "none (training pairs; the detection benchmark's train split)",
+        layouts=(("LLVIP/infrared/train", "LLVIP/visible/train"),
+                 ("LLVIP/train/ir", "LLVIP/train/vi"),
+                 ("LLVIP/train_samples/ir", "LLVIP/train_samples/vi")),
+        source=Source("https://github.com/bupt-ai-cz/LLVIP/archive/60cdc80.zip", None,
+                      {"FusionGAN/Train_LLVIP_ir": "LLVIP/train_samples/ir",
+                       "FusionGAN/Train_LLVIP_vi": "LLVIP/train_samples/vi"},
+                      "bupt-ai-cz/LLVIP @ 60cdc80 FusionGAN/Train_LLVIP_{ir,vi} (sample pairs only)"),
+        homepage="https://bupt-ai-cz.github.io/LLVIP/",
+        licence="non-commercial research and teaching only; cite LLVIP",
+        aliases=("llvip_train",),
+        note="training pairs (teacher/student training, detection); the full set comes from the homepage"),
+    "DEMO": DatasetSpec(
+        "DEMO", "synthetic", 0, "none (built-in synthetic demo; NOT the paper's data)",
+        layouts=(("DEMO/ir", "DEMO/vi"),),
+        source=Source(None, None, {}, "generated by mmdrfuse.demo"),
+        aliases=("demo", "synthetic"),
+        note="procedurally generated warm targets on a textured scene; for smoke runs only"),
+}
+
+PAPER_DATASETS = ("MSRS", "LLVIP", "RoadScene", "MRI-SPECT", "MRI-PET")
+
+
+def get(name: str) -> DatasetSpec:
+    """Registry entry by name or alias (case-insensitive); unknown names fail with a 'did you mean'."""
+    if name in REGISTRY:
+        return REGISTRY[name]
+    low = name.lower().replace("_", "-")
+    for spec in REGISTRY.values():
+        if low == spec.name.lower() or low in (a.lower().replace("_", "-") for a in spec.aliases):
+            return spec
+    close = difflib.get_close_matches(name, list(REGISTRY), n=1, cutoff=0.5)
+    hint = f"; did you mean {close[0]!r}?" if close else f"; known: {', '.join(REGISTRY)}"
+    raise MMDRFuseError(f"unknown data set {name!r}{hint}")
+
+
+# ------------------------------------------------------------------------------------------------------ lookup
+@dataclass(frozen=True)
+class Located:
+    """A data set found under a data root."""
+
+    spec: DatasetSpec
+    root: Path
+    ir_dir: Path
+    vis_dir: Path
+    n_pairs: int
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def short(self) -> bool:
+        """Fewer pairs than the paper's test split (the data set is used, and flagged)."""
+        return self.spec.paper_pairs > 0 and self.n_pairs < self.spec.paper_pairs
+
+    @property
+    def flag(self) -> str | None:
+        """The warning every report using this data set prints, or None."""
+        if self.spec.kind == "synthetic":
+            return (f"{self.name}: synthetic demo images generated by mmdrfuse.demo, NOT the paper's data; "
+                    "numbers are not comparable with the paper")
+        if self.short:
+            return (f"{self.name}: only {self.n_pairs} of the paper's {self.spec.paper_pairs} test pairs found "
+                    f"({self.ir_dir.relative_to(self.root).parent}); values are not comparable with the paper's")
+        return None
+
+
+# The same as mmdrfuse.io.IMAGE_EXTENSIONS (a test checks), repeated so that listing data does not import torch.
+_IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+
+
+def _count_pairs(ir_dir: Path, vis_dir: Path) -> int:
+    def stems(d: Path) -> set[str]:
+        return {p.stem for p in d.iterdir() if p.is_file() and p.suffix.lower() in _IMAGE_EXTENSIONS
+                and not p.name.startswith(".")}
+
+    return len(stems(ir_dir) & stems(vis_dir))
+
+
+def find(name: str, data_root: str | os.PathLike | None = None) -> Located | None:
+    """The data set under the resolved data root (first layout present with at least one pair), or None."""
+    spec = get(name)
+    root = paths.data_root(data_root)
+    for ir_rel, vis_rel in spec.layouts:
+        ir_dir, vis_dir = root / ir_rel, root / vis_rel
+        if ir_dir.is_dir() and vis_dir.is_dir():
+            n = _count_pairs(ir_dir, vis_dir)
+            if n:
+                return Located(spec, root, ir_dir, vis_dir, n)
+    return None
+
+
+def locate(name: str, data_root: str | os.PathLike | None = None) -> Located:
+    """Like :func:`find` but raises a one-line :class:`MMDRFuseError` saying how to get the data."""
+    found = find(name, data_root)
+    if found is not None:
+        return found
+    spec = get(name)
+    root = paths.data_root(data_root)
+    looked = " or ".join(f"{a}+{b}" for a, b in spec.layouts)
+    how = (f"run 'mmdrfuse data download {spec.name}'" if spec.source.url else
+           "run 'mmdrfuse data demo'" if spec.kind == "synthetic" else f"get it from {spec.homepage}")
+    raise MMDRFuseError(f"data set {spec.name} not found under {root} (looked for {looked}); {how}, "
+                        f"or point --data-root / ${paths.DATA_ENV} at a folder holding it")
+
+
+def available(data_root: str | os.PathLike | None = None, names=PAPER_DATASETS) -> list[Located]:
+    """The data sets among ``names`` found under the data root."""
+    return [f for f in (find(n, data_root) for n in names) if f is not None]
+
+
+# ---------------------------------------------------------------------------------------------------- download
+def _fetch(url: str, dest_dir: Path, sha256: str | None, *, progress: bool, timeout: float) -> Path:
+    """Stream ``url`` into a temporary file in ``dest_dir``; verify length and sha256; return the temp path.
+
+    On any failure the temporary file is removed and a one-line :class:`MMDRFuseError` is raised.
+    """
+    from tqdm import tqdm
+
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=".download-", suffix=".part", dir=dest_dir)
+    tmp = Path(tmp_name)
+    try:
+        h = hashlib.sha256()
+        got = 0
+        with os.fdopen(fd, "wb") as f, urllib.request.urlopen(url, timeout=timeout) as resp:
+            total = int(resp.headers.get("Content-Length") or 0) or None
+            with tqdm(total=total, unit="B", unit_scale=True, desc=url.rsplit("/", 1)[-1],
+                      disable=not progress, file=sys.stderr) as bar:
+                while True:
+                    chunk = resp.read(1 << 16)
+                    if not chunk:
+                        break
+                    f.write(chunk)
+                    h.update(chunk)
+                    got += len(chunk)
+                    bar.update(len(chunk))
+        if total is not None and got != total:
+            raise MMDRFuseError(f"{url}: download incomplete ({got} of {total} bytes); nothing was kept, try again")
+        digest = h.hexdigest()
+        if sha256 and digest != sha256.lower():
+            raise MMDRFuseError(f"{url}: sha256 {digest} does not match the expected {sha256}; refusing it, "
+                                "nothing was kept")
+        if not sha256:
+            print(f"note: no published sha256 for {url}; the downloaded archive has sha256 {digest} "
+                  "(pass --sha256 to pin it)", file=sys.stderr)
+        return tmp
+    except BaseException as exc:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        if isinstance(exc, (urllib.error.URLError, http.client.HTTPException, OSError)):
+            raise MMDRFuseError(f"{url}: download failed ({exc.__class__.__name__}: {exc}); nothing was kept; "
+                                "check the address or download it by hand") from None
+        raise
+
+
+def _safe_parts(member: str) -> tuple[str, ...] | None:
+    p = PurePosixPath(member.replace("\\", "/"))
+    if p.is_absolute() or ".." in p.parts:
+        return None
+    return tuple(x for x in p.parts if x not in ("", "."))
+
+
+def _unpack(archive: Path, into: Path) -> None:
+    """Unpack a zip or tar archive into ``into``, refusing members that would escape it."""
+    if zipfile.is_zipfile(archive):
+        with zipfile.ZipFile(archive) as zf:
+            for info in zf.infolist():
+                if _safe_parts(info.filename) is None:
+                    raise MMDRFuseError(f"{archive.name}: unsafe path {info.filename!r} in the archive; refusing it")
+            zf.extractall(into)
+        return
+    if tarfile.is_tarfile(archive):
+        with tarfile.open(archive) as tf:
+            for m in tf.getmembers():
+                if _safe_parts(m.name) is None or m.issym() or m.islnk():
+                    raise MMDRFuseError(f"{archive.name}: unsafe member {m.name!r} in the archive; refusing it")
+            tf.extractall(into, filter="data")
+        return
+    raise MMDRFuseError(f"{archive}: the download is neither a zip nor a tar archive; check the address")
+
+
+def _strip_top(folder: Path) -> Path:
+    """GitHub archives wrap everything in one ``<repo>-<commit>/`` folder: descend into it."""
+    entries = [p for p in folder.iterdir() if not p.name.startswith(".")]
+    if len(entries) == 1 and entries[0].is_dir():
+        return entries[0]
+    return folder
+
+
+def download(names: str | list[str], data_root: str | os.PathLike | None = None, *, url: str | None = None,
+             sha256: str | None = None, force: bool = False, progress: bool = True,
+             timeout: float = 60.0) -> list[Located]:
+    """Download and unpack data sets into the data root; returns what is found afterwards.
+
+    Data sets already present are left alone unless ``force``. Several data sets sharing one archive (CDDFuse's
+    RoadScene / MRI-PET / MRI-SPECT) download it once. ``url`` / ``sha256`` override the registry (one data set).
+    """
+    names = [names] if isinstance(names, str) else list(names)
+    specs = [get(n) for n in names]
+    if (url or sha256) and len(specs) != 1:
+        raise MMDRFuseError("--url / --sha256 apply to one data set at a time")
+    root = paths.data_root(data_root)
+    todo: dict[tuple[str, str | None], list[DatasetSpec]] = {}
+    for spec in specs:
+        if spec.kind == "synthetic":
+            raise MMDRFuseError(f"{spec.name} is generated locally, not downloaded; run 'mmdrfuse data demo'")
+        present = None if force else find(spec.name, root)
+        if present is not None:
+            print(f"{spec.name}: already present under {root} ({present.n_pairs} pairs; --force to fetch again)",
+                  file=sys.stderr)
+            continue
+        src_url = url or spec.source.url
+        if not src_url:
+            raise MMDRFuseError(f"{spec.name}: no direct download address; get it from {spec.homepage}")
+        todo.setdefault((src_url, sha256 or spec.source.sha256), []).append(spec)
+
+    for (src_url, digest), group in todo.items():
+        archive = _fetch(src_url, root, digest, progress=progress, timeout=timeout)
+        staging = Path(tempfile.mkdtemp(prefix=".unpack-", dir=root))
+        try:
+            _unpack(archive, staging)
+            top = _strip_top(staging)
+            for spec in group:
+                moves = []
+                for inner, dest in spec.source.members.items():
+                    src = top / inner
+                    if not src.is_dir():
+                        raise MMDRFuseError(f"{src_url}: folder {inner!r} not in the archive; "
+                                            f"the upstream layout changed, place {spec.name} by hand")
+                    moves.append((src, root / dest))
+                for src, dest in moves:  # every folder checked before anything is moved
+                    if dest.exists():
+                        shutil.rmtree(dest)
+                    dest.parent.mkdir(parents=True, exist_ok=True)
+                    os.replace(src, dest)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+            with contextlib.suppress(FileNotFoundError):
+                archive.unlink()
+    return [locate(s.name, root) for s in specs]
+
+
+# ---------------------------------------------------------------------------------------------------------- CLI
+def add_arguments(p) -> None:
+    import argparse
+
+    root_help = f"data folder (default: ${paths.DATA_ENV}, else {paths.cache_dir() / 'data'})"
+    p.add_argument("--data-root", default=None, help=root_help)
+    sub = p.add_subparsers(dest="action", metavar="ACTION")
+    sub.required = True
+    lst = sub.add_parser("list", help="list the data sets, their paper counts and what is found")
+    d = sub.add_parser("download", help="download data sets from their public sources")
+    d.add_argument("names", nargs="+", help=f"data set names ({', '.join(PAPER_DATASETS)}) or 'all'")
+    d.add_argument("--url", default=None, help="archive address overriding the registry (one data set)")
+    d.add_argument("--sha256", default=None, help="expected sha256 of the archive; a mismatch is refused")
+    d.add_argument("--force", action="store_true", help="download again even when present")
+    d.add_argument("--quiet", action="store_true", help="no progress bar")
+    m = sub.add_parser("demo", help="write the built-in synthetic demo pairs (NOT the paper's data)")
+    m.add_argument("--pairs", type=int, default=None, help="number of pairs (default: the demo's default)")
+    for q in (lst, d, m):  # also accepted after the action; SUPPRESS keeps the value given before it
+        q.add_argument("--data-root", default=argparse.SUPPRESS, help=root_help)
+
+
+def run(args) -> int:
+    if args.action == "list":
+        root = paths.data_root(args.data_root)
+        print(f"data root: {root}")
+        for spec in REGISTRY.values():
+            f = find(spec.name, root)
+            status = "missing" if f is None else ("FLAGGED" if f.flag else "ok")
+            where = (f"{f.ir_dir.relative_to(root)} + {f.vis_dir.relative_to(root)}" if f
+                     else " | ".join(f"{a} + {b}" for a, b in spec.layouts))
+            found = f.n_pairs if f else 0
+            print(f"{spec.name:12s} {spec.kind:9s} paper {spec.paper_pairs:4d}  found {found:4d}  {status:8s} {where}")
+            if f is not None and f.flag:
+                print(f"             ! {f.flag}")
+        return 0
+    if args.action == "download":
+        names = list(PAPER_DATASETS) if args.names == ["all"] else args.names
+        for f in download(names, args.data_root, url=args.url, sha256=args.sha256, force=args.force,
+                          progress=not args.quiet):
+            print(f"{f.name}: {f.n_pairs} pairs at {f.ir_dir.parent}" + (f"  ! {f.flag}" if f.flag else ""))
+        return 0
+    if args.action == "demo":
+        from mmdrfuse import demo
+
+        kw = {} if args.pairs is None else {"n_pairs": args.pairs}
+        out = demo.write_demo(paths.data_root(args.data_root), **kw)
+        print(f"synthetic demo pairs written to {out} (NOT the paper's data)")
+        return 0
+    raise MMDRFuseError(f"unknown action {args.action!r}")

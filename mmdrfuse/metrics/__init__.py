@@ -1,0 +1,142 @@
+"""Fusion metrics with the paper's conventions, batched in torch.
+
+Every metric is ``fn(fused, a, b, *, dtype=torch.float64, reduction="none") -> Tensor`` on N x 1 x H x W tensors
+holding 0..255 values (A = IR/MRI, B = VIS/PET/SPECT), runs on the input's device and returns one value per image
+(``reduction="none"``) or the batch mean (``"mean"``). Fused-only metrics (SD, EN, SF, AG) ignore ``a`` and ``b``.
+
+- :data:`METRICS`: name -> :class:`MetricSpec`; :func:`get` looks a name up with a "did you mean" on typos.
+- :data:`PAPER_METRICS`: the paper's six in its column order.
+- :func:`compute_all`: several metrics at once, sharing intermediate maps (products, Sobel responses, levels).
+- :mod:`mmdrfuse.metrics.reading`: the authors' evaluator's way of reading images.
+
+Conventions, sources and the alternatives found in other codebases are documented in docs/metrics.md.
+"""
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from typing import Callable, Iterable
+
+import torch
+from torch import Tensor
+
+from mmdrfuse.errors import MMDRFuseError
+from mmdrfuse.metrics import gradient, ssim, statistics, vif
+from mmdrfuse.metrics._context import Batch
+from mmdrfuse.metrics._primitives import reduce
+from mmdrfuse.metrics.gradient import Nabf, Qabf
+from mmdrfuse.metrics.ssim import SSIM, SSIM_dr255, SSIM_gauss255
+from mmdrfuse.metrics.statistics import AG, CC, EN, MI, MSE, PSNR, SCD, SD, SF
+from mmdrfuse.metrics.vif import VIF
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """One registered metric."""
+
+    fn: Callable[..., Tensor]  # fn(fused, a, b, *, dtype, reduction) -> Tensor
+    higher_is_better: bool
+    in_paper: bool  # one of the paper's six (Tables 1, 2, 4, 5)
+    description: str  # one line
+    needs_sources: bool = True  # False for the fused-only metrics (SD, EN, SF, AG)
+    min_size: int = 1  # smallest image side the metric accepts
+    impl: Callable[[Batch], Tensor] | None = None  # the same metric on a shared Batch (used by compute_all)
+
+
+METRICS: dict[str, MetricSpec] = {
+    # the paper's six, in its column order
+    "SD": MetricSpec(SD, True, True, "standard deviation of F (population)", False, 1, statistics._sd),
+    "SCD": MetricSpec(SCD, True, True, "sum of correlations of differences corr(F-B,A) + corr(F-A,B)",
+                      True, 1, statistics._scd),
+    "VIF": MetricSpec(VIF, True, True, "4-scale pixel VIF(A,F) + VIF(B,F), sigma_n^2 = 2",
+                      True, vif.MIN_SIZE, vif._vif),
+    "Qabf": MetricSpec(Qabf, True, True, "Xydeas-Petrovic edge transfer Q^AB/F with Sobel gradients",
+                       True, 1, gradient._qabf),
+    "SSIM": MetricSpec(SSIM, True, True, "SSIM(F,A) + SSIM(F,B), skimage defaults (7x7 uniform), data_range 2",
+                       True, 7, ssim._ssim),
+    "CC": MetricSpec(CC, True, True, "(corr(A,F) + corr(B,F)) / 2", True, 1, statistics._cc),
+    # extras
+    "EN": MetricSpec(EN, True, False, "Shannon entropy of F's 256-bin histogram, bits", False, 1, statistics._en),
+    "SF": MetricSpec(SF, True, False, "spatial frequency sqrt(mean dx^2 + mean dy^2)", False, 2, statistics._sf),
+    "AG": MetricSpec(AG, True, False, "average gradient mean sqrt((Gx^2 + Gy^2) / 2), numpy.gradient",
+                     False, 2, statistics._ag),
+    "MI": MetricSpec(MI, True, False, "mutual information MI(F,A) + MI(F,B) in nats, 256-level joint histogram",
+                     True, 1, statistics._mi),
+    "PSNR": MetricSpec(PSNR, True, False, "10 log10(max(F)^2 / MSE), dB", True, 1, statistics._psnr),
+    "MSE": MetricSpec(MSE, False, False, "(mean (F-A)^2 + mean (F-B)^2) / 2", True, 1, statistics._mse),
+    "Nabf": MetricSpec(Nabf, False, False, "Shreyamsha Kumar's fusion-artifact measure N^AB/F (lower is better)",
+                       True, 2, gradient._nabf),
+    # alternative conventions found in other codebases (not the paper's)
+    "SSIM_dr255": MetricSpec(SSIM_dr255, True, False, "SSIM(F,A) + SSIM(F,B), skimage defaults with data_range 255",
+                             True, 7, ssim._ssim_dr255),
+    "SSIM_gauss255": MetricSpec(SSIM_gauss255, True, False,
+                                "(SSIM(F,A) + SSIM(F,B)) / 2, 11x11 Gaussian (sigma 1.5), L = 255 (Wang et al.)",
+                                True, 11, ssim._ssim_gauss255),
+}
+
+PAPER_METRICS: list[str] = ["SD", "SCD", "VIF", "Qabf", "SSIM", "CC"]
+EXTRA_METRICS: list[str] = ["EN", "SF", "AG", "MI", "PSNR", "MSE", "Nabf"]
+DEFAULT_METRICS: list[str] = PAPER_METRICS + EXTRA_METRICS
+
+
+class UnknownMetricError(MMDRFuseError, KeyError):
+    """An unknown metric name (a user error: one line, with the closest names)."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+def get(name: str) -> MetricSpec:
+    """The :class:`MetricSpec` registered as ``name``; unknown names raise :class:`UnknownMetricError` ("did you
+    mean ...?", matching case-insensitively first)."""
+    spec = METRICS.get(name)
+    if spec is not None:
+        return spec
+    folded = {k.lower(): k for k in METRICS}
+    if isinstance(name, str) and name.lower() in folded:
+        hint = [folded[name.lower()]]
+    else:
+        hint = difflib.get_close_matches(str(name), list(METRICS), n=3, cutoff=0.5)
+        hint += [folded[m] for m in difflib.get_close_matches(str(name).lower(), list(folded), n=3, cutoff=0.5)
+                 if folded[m] not in hint]
+    msg = f"unknown metric {name!r}"
+    msg += f"; did you mean {' or '.join(repr(h) for h in hint[:3])}?" if hint else ""
+    raise UnknownMetricError(msg + f" (available: {', '.join(METRICS)})")
+
+
+def resolve(names: Iterable[str] | None) -> list[str]:
+    """Validate a list of names (None -> :data:`DEFAULT_METRICS`), keeping order and dropping duplicates."""
+    if names is None:
+        return list(DEFAULT_METRICS)
+    out: list[str] = []
+    for n in names:
+        get(n)
+        if n not in out:
+            out.append(n)
+    if not out:
+        raise ValueError("no metric names given")
+    return out
+
+
+def min_size(names: Iterable[str] | None = None) -> int:
+    """The smallest image side all the given metrics accept."""
+    return max(get(n).min_size for n in resolve(names))
+
+
+def compute_all(fused: Tensor, a: Tensor, b: Tensor, names: Iterable[str] | None = None, *,
+                dtype: torch.dtype = torch.float64, reduction: str = "none") -> dict[str, Tensor]:
+    """Compute several metrics on one batch, sharing work: name -> Tensor (N values, or a scalar with ``mean``).
+
+    ``names`` defaults to the paper's six then the extras (:data:`DEFAULT_METRICS`). The inputs are validated
+    once; products of the centred images are formed once for SSIM and VIF, the fused image's maps are filtered once
+    for both sources, Sobel responses once for Qabf, and gray levels once for EN and MI.
+    """
+    names = resolve(names)
+    need_sources = any(get(n).needs_sources for n in names)
+    ctx = Batch(fused, a, b, dtype=dtype, min_size=min_size(names), need_sources=need_sources)
+    return {n: reduce(get(n).impl(ctx), reduction) for n in names}
+
+
+__all__ = ["METRICS", "PAPER_METRICS", "EXTRA_METRICS", "DEFAULT_METRICS", "MetricSpec", "UnknownMetricError", "get",
+           "resolve", "min_size", "compute_all", "SD", "SCD", "VIF", "Qabf", "SSIM", "CC", "EN", "SF", "AG", "MI",
+           "PSNR", "MSE", "Nabf", "SSIM_dr255", "SSIM_gauss255"]

@@ -1,0 +1,138 @@
+"""Global-statistics metrics: SD, EN, SF, AG (fused image only) and CC, SCD, MSE, PSNR, MI (fused vs sources).
+
+Conventions of the authors' evaluator (../shared/reference/README.md); F = fused, A = IR/MRI, B = VIS/PET/SPECT,
+all 0..255. Each public function takes N x 1 x H x W tensors and returns one value per image (``reduction="none"``)
+or their mean (``"mean"``); the fused-only metrics accept and ignore ``a`` and ``b``.
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from mmdrfuse.metrics._context import Batch
+from mmdrfuse.metrics._primitives import corr, flat, histogram256, joint_histogram256, reduce
+
+
+# ------------------------------------------------------------------------------------------- implementations
+def _sd(ctx: Batch) -> Tensor:
+    f = flat(ctx.f)
+    d = f - f.mean(-1, keepdim=True)
+    return torch.sqrt((d * d).mean(-1))
+
+
+def _en(ctx: Batch) -> Tensor:
+    h = histogram256(ctx.f_levels).to(ctx.dtype)
+    p = h / h.sum(-1, keepdim=True)
+    return -torch.where(p > 0, p * torch.log2(p), torch.zeros_like(p)).sum(-1)
+
+
+def _sf(ctx: Batch) -> Tensor:
+    f = ctx.f
+    dx = f[..., :, 1:] - f[..., :, :-1]
+    dy = f[..., 1:, :] - f[..., :-1, :]
+    return torch.sqrt((dx * dx).mean((-2, -1)) + (dy * dy).mean((-2, -1)))
+
+
+def _ag(ctx: Batch) -> Tensor:
+    gy, gx = torch.gradient(ctx.f, dim=(-2, -1))  # central differences, one-sided at the borders
+    return torch.sqrt((gx * gx + gy * gy) * 0.5).mean((-2, -1))
+
+
+def _cc(ctx: Batch) -> Tensor:
+    return corr(ctx.s, ctx.f).mean(0)
+
+
+def _scd(ctx: Batch) -> Tensor:
+    f, s = ctx.f, ctx.s
+    return corr(f - s[1], s[0]) + corr(f - s[0], s[1])
+
+
+def _mse_per_source(ctx: Batch) -> Tensor:
+    d = ctx.s - ctx.f
+    return (d * d).mean((-2, -1))  # (2, N)
+
+
+def _mse(ctx: Batch) -> Tensor:
+    return _mse_per_source(ctx).mean(0)
+
+
+def _psnr(ctx: Batch) -> Tensor:
+    peak = flat(ctx.f).amax(-1)
+    return 10.0 * torch.log10(peak * peak / _mse(ctx))
+
+
+def mutual_information(joint: Tensor, dtype: torch.dtype = torch.float64) -> Tensor:
+    """Mutual information in nats of joint count tables (..., K, L): sum p_ij log(p_ij / (p_i p_j)), clipped at 0
+    (the formula of sklearn.metrics.mutual_info_score on the contingency table)."""
+    c = joint.to(dtype)
+    n = c.sum((-2, -1), keepdim=True)
+    ci = c.sum(-1, keepdim=True)
+    cj = c.sum(-2, keepdim=True)
+    nz = c > 0
+    t = torch.where(nz, c * (torch.log(torch.where(nz, c, 1.0)) + torch.log(n) - torch.log(ci.clamp_min(1))
+                             - torch.log(cj.clamp_min(1))), torch.zeros_like(c))
+    return (t.sum((-2, -1)) / n[..., 0, 0]).clamp_min(0.0)
+
+
+def _mi(ctx: Batch) -> Tensor:
+    joint = joint_histogram256(ctx.f_levels, ctx.s_levels)  # (2, N, 256, 256), rows = F levels
+    return mutual_information(joint, ctx.dtype).sum(0)
+
+
+# ------------------------------------------------------------------------------------------------ public API
+def SD(fused: Tensor, a: Tensor | None = None, b: Tensor | None = None, *, dtype: torch.dtype = torch.float64,
+       reduction: str = "none") -> Tensor:
+    """Standard deviation (Rao 1997; the paper cites Aslantas & Bendes 2015): population std of F,
+    ``sqrt(mean((F - mean F)^2))``. No reference image; higher means more contrast."""
+    return reduce(_sd(Batch(fused, a, b, dtype=dtype, need_sources=False)), reduction)
+
+
+def EN(fused: Tensor, a: Tensor | None = None, b: Tensor | None = None, *, dtype: torch.dtype = torch.float64,
+       reduction: str = "none") -> Tensor:
+    """Shannon entropy in bits of F's 256-bin gray-level histogram (Roberts et al. 2008):
+    ``-sum_l p_l log2 p_l`` with values rounded to integers 0..255."""
+    return reduce(_en(Batch(fused, a, b, dtype=dtype, need_sources=False)), reduction)
+
+
+def SF(fused: Tensor, a: Tensor | None = None, b: Tensor | None = None, *, dtype: torch.dtype = torch.float64,
+       reduction: str = "none") -> Tensor:
+    """Spatial frequency (Eskicioglu & Fisher 1995): ``sqrt(mean(dx^2) + mean(dy^2))`` with forward differences
+    dx = F[:, j+1] - F[:, j] and dy = F[i+1, :] - F[i, :] (each mean over its own valid area)."""
+    return reduce(_sf(Batch(fused, a, b, dtype=dtype, need_sources=False, min_size=2)), reduction)
+
+
+def AG(fused: Tensor, a: Tensor | None = None, b: Tensor | None = None, *, dtype: torch.dtype = torch.float64,
+       reduction: str = "none") -> Tensor:
+    """Average gradient (Cui et al. 2015): ``mean(sqrt((Gx^2 + Gy^2) / 2))`` with ``numpy.gradient`` derivatives
+    (central differences inside, one-sided at the borders), mean over all H x W pixels."""
+    return reduce(_ag(Batch(fused, a, b, dtype=dtype, need_sources=False, min_size=2)), reduction)
+
+
+def CC(fused: Tensor, a: Tensor, b: Tensor, *, dtype: torch.dtype = torch.float64, reduction: str = "none") -> Tensor:
+    """Correlation coefficient (Ma et al. 2019): ``(corr(A, F) + corr(B, F)) / 2``, Pearson correlation over all
+    pixels. The paper's convention is the mean of the two (some codebases sum)."""
+    return reduce(_cc(Batch(fused, a, b, dtype=dtype)), reduction)
+
+
+def SCD(fused: Tensor, a: Tensor, b: Tensor, *, dtype: torch.dtype = torch.float64, reduction: str = "none") -> Tensor:
+    """Sum of the correlations of differences (Aslantas & Bendes 2015): ``corr(F - B, A) + corr(F - A, B)``."""
+    return reduce(_scd(Batch(fused, a, b, dtype=dtype)), reduction)
+
+
+def MSE(fused: Tensor, a: Tensor, b: Tensor, *, dtype: torch.dtype = torch.float64, reduction: str = "none") -> Tensor:
+    """Mean squared error to the sources: ``(mean((F - A)^2) + mean((F - B)^2)) / 2``. Lower is better."""
+    return reduce(_mse(Batch(fused, a, b, dtype=dtype)), reduction)
+
+
+def PSNR(fused: Tensor, a: Tensor, b: Tensor, *, dtype: torch.dtype = torch.float64, reduction: str = "none") -> Tensor:
+    """Peak signal-to-noise ratio in dB: ``10 log10(max(F)^2 / MSE)`` with MSE as in :func:`MSE` (the evaluator's
+    peak is the fused image's maximum, not 255). Infinite when F equals both sources."""
+    return reduce(_psnr(Batch(fused, a, b, dtype=dtype)), reduction)
+
+
+def MI(fused: Tensor, a: Tensor, b: Tensor, *, dtype: torch.dtype = torch.float64, reduction: str = "none") -> Tensor:
+    """Mutual information (Qu et al. 2002) in nats, summed over the sources: ``MI(F, A) + MI(F, B)`` with
+    ``MI(X, Y) = sum p(x,y) ln(p(x,y) / (p(x) p(y)))`` over the joint histogram of the integer gray levels
+    (values rounded to 0..255), as ``sklearn.metrics.mutual_info_score`` on the flattened images."""
+    return reduce(_mi(Batch(fused, a, b, dtype=dtype)), reduction)
+
