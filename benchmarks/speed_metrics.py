@@ -140,7 +140,8 @@ def numpy_direct(f: np.ndarray, a: np.ndarray, b: np.ndarray) -> dict[str, float
 
     def q(ga, aa, gf, af):
         rel = np.zeros_like(ga)
-        for m, v in ((ga > gf, lambda m: gf[m] / ga[m]), (ga == gf, lambda m: gf[m]), (ga < gf, lambda m: ga[m] / gf[m])):
+        for m, v in ((ga > gf, lambda m: gf[m] / ga[m]), (ga == gf, lambda m: gf[m]),
+                     (ga < gf, lambda m: ga[m] / gf[m])):
             rel[m] = v(m)
         ang = 1 - np.abs(aa - af) / (np.pi / 2)
         return 0.9994 / (1 + np.exp(-15 * (rel - 0.5))) * 0.9879 / (1 + np.exp(-22 * (ang - 0.8)))
@@ -194,7 +195,8 @@ def _dataset_rows(prep: dict, threads: int, quiet: bool) -> list[dict]:
     n = len(df)
     rows = [_row("msrs_test_set", "640x480", n, TWELVE, threads,
                  {"median_ms": 1e3 * wall / n, "min_ms": float("nan"), "cpu_ms": 1e3 * cpu / n, "runs": 1},
-                 note=f"evaluate_folder end to end (read + pair, default batch size), {prep['note']}", pairs_per_s=n / wall)]
+                 note=f"evaluate_folder end to end (read + pair, default batch size), {prep['note']}",
+                 pairs_per_s=n / wall)]
     x = prep["triples"]
     for bs in (1, 4):
         t0, c0 = time.perf_counter(), time.process_time()
@@ -251,6 +253,12 @@ def main(argv: list[str] | None = None) -> int:
     pairs = {case: _load_pair(root, case) for case in PAIRS}
     sources = {case: v[3] for case, v in pairs.items()}
     base_ms = None
+    try:
+        import sklearn.metrics  # noqa: F401
+        import skimage.metrics  # noqa: F401
+    except ImportError as exc:
+        print(f"skipping the direct NumPy evaluator: {exc} (pip install scikit-image scikit-learn)", file=sys.stderr)
+        args.baseline_runs = 0
     if args.baseline_runs > 0:
         f, a, b, src = pairs["640x480"]
         fn, an, bn = (x[0, 0].numpy() for x in (f, a, b))

@@ -69,8 +69,8 @@ def evaluate_folder(fused_dir: str | os.PathLike, ir_dir: str | os.PathLike, vis
 
     ``metrics`` defaults to the paper's six then the extras (:data:`mmdrfuse.metrics.DEFAULT_METRICS`). Images of
     equal size are evaluated ``batch_size`` at a time on ``device`` (1 by default: on CPU, measured faster per pair
-    than batches of 4, whose maps no longer fit in cache; fewer when a batch would exceed
-    :data:`PIXEL_BUDGET` pixels); images are read ahead in ``read_workers`` threads. A missing partner, an unreadable image, a size
+    than batches of 4, whose maps no longer fit in cache; fewer when a batch would exceed :data:`PIXEL_BUDGET`
+    pixels); images are read ahead in ``read_workers`` threads. A missing partner, an unreadable image, a size
     mismatch or an image too small for a metric raises :class:`BadInputError`, or with ``skip_bad`` leaves the pair
     out and appends a message to ``skipped`` (also stored in ``df.attrs["skipped"]``).
     """
@@ -104,7 +104,8 @@ def evaluate_folder(fused_dir: str | os.PathLike, ir_dir: str | os.PathLike, vis
                 if min(triple.shape[-2:]) < need:
                     raise BadInputError(f"{pair.paths[0]}: {triple.shape[-2]} x {triple.shape[-1]} is too small for "
                                         f"{', '.join(n for n in names if M.get(n).min_size > min(triple.shape[-2:]))} "
-                                        f"(needs >= {need} x {need}); drop those metrics or the image", str(pair.paths[0]))
+                                        f"(needs >= {need} x {need}); drop those metrics or the image",
+                                        str(pair.paths[0]))
             except BadInputError as exc:
                 if not skip_bad:
                     raise
@@ -160,12 +161,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "registered one; default: the paper's six then EN SF AG MI PSNR MSE Nabf")
     parser.add_argument("--out", metavar="FILE.csv", help="write per-image values and a final 'mean' row to this CSV")
     parser.add_argument("--skip-bad", action="store_true",
-                        help="skip pairs with a missing partner, an unreadable image or a size mismatch (listed at the end)")
+                        help="skip pairs with a missing partner, an unreadable image or a size mismatch "
+                             "(listed at the end)")
     parser.add_argument("--batch-size", type=int, default=1,
                         help="images of equal size evaluated together (default 1: on CPU one pair at a time keeps the "
                              "maps in cache and measured faster per pair than 4; batches help on a GPU)")
     parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
-    parser.add_argument("--dtype", choices=sorted(DTYPES), default="float64", help="computation precision (default float64)")
+    parser.add_argument("--dtype", choices=sorted(DTYPES), default="float64",
+                        help="computation precision (default float64)")
     parser.add_argument("--reading", choices=CONVENTIONS, default="float",
                         help="colour -> gray convention: 'float' = the authors' evaluator (cv2 float32 BGR2GRAY, "
                              "rounded; default), 'uint8' = cv2.cvtColor on uint8")
@@ -203,8 +206,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         device = torch.device(args.device)
         torch.empty(0, device=device)
-    except (RuntimeError, ValueError) as exc:
-        raise MMDRFuseError(f"--device {args.device}: not usable here ({str(exc).splitlines()[0]}); try --device cpu") from None
+    except (RuntimeError, ValueError, AssertionError) as exc:  # AssertionError: torch built without CUDA
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise MMDRFuseError(f"--device {args.device}: not usable here ({reason}); try --device cpu") from None
     names = M.resolve(_metric_names(args.metrics))
     skipped: list[str] = []
     df = evaluate_folder(args.fused, args.ir, args.vis, names, batch_size=args.batch_size, device=device,
@@ -215,8 +219,8 @@ def run(args: argparse.Namespace) -> int:
         with atomic_path(args.out) as tmp:
             table.to_csv(tmp, index=False)
     mean = table.iloc[-1]
-    rows = [(n, f"{mean[n]:.4f}", "paper" if M.get(n).in_paper else "", "higher" if M.get(n).higher_is_better else "lower")
-            for n in names]
+    rows = [(n, f"{mean[n]:.4f}", "paper" if M.get(n).in_paper else "",
+             "higher" if M.get(n).higher_is_better else "lower") for n in names]
     print(tabulate(rows, headers=[f"metric (mean of {len(df)})", "value", "", "better"]))
     for msg in skipped[:10]:
         print(f"skipped: {msg}", file=sys.stderr)

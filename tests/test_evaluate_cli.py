@@ -74,7 +74,8 @@ def real_folders(tmp_path_factory, shared_data, shared_reference):
 def test_cli_round_trip_matches_reference(real_folders, tmp_path, capsys):
     fused, ir, vi, refs, extra = real_folders
     out_csv = tmp_path / "res" / "metrics.csv"
-    rc, out, err = _run(capsys, "--fused", str(fused), "--ir", str(ir), "--vis", str(vi), "--out", str(out_csv), "--quiet")
+    rc, out, err = _run(capsys, "--fused", str(fused), "--ir", str(ir), "--vis", str(vi), "--out", str(out_csv),
+                        "--quiet")
     assert rc == 0, err
     rows = _read_csv(out_csv)
     assert list(rows[0]) == ["stem"] + M.DEFAULT_METRICS
@@ -103,7 +104,8 @@ def test_evaluate_folder_dataframe(real_folders):
 def _img(h: int, w: int, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     y, x = np.mgrid[0:h, 0:w]
-    return np.clip(120 + 80 * np.sin(x / 4.0 + seed) * np.cos(y / 6.0) + rng.normal(0, 10, (h, w)), 0, 255).astype(np.uint8)
+    img = 120 + 80 * np.sin(x / 4.0 + seed) * np.cos(y / 6.0) + rng.normal(0, 10, (h, w))
+    return np.clip(img, 0, 255).astype(np.uint8)
 
 
 @pytest.fixture()

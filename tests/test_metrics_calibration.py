@@ -42,7 +42,9 @@ def _rows() -> list[dict]:
 
 
 ROWS = _rows()
-CASES = [pytest.param(i, m, id=f"{r['fused'].rsplit('.', 1)[0]}-{m}") for i, r in enumerate(ROWS) for m in REFERENCE_METRICS]
+CASES = [pytest.param(i, m, id=f"{r['fused'].rsplit('.', 1)[0]}-{m}")
+         for i, r in enumerate(ROWS) for m in REFERENCE_METRICS]
+NO_REFERENCE = [pytest.param(0, "SD", marks=pytest.mark.skip(reason="no ../shared/reference"))]
 
 
 @lru_cache(maxsize=None)
@@ -59,7 +61,7 @@ def test_reference_csv_present(shared_reference):
     assert set(REFERENCE_METRICS) <= set(ROWS[0])
 
 
-@pytest.mark.parametrize("i, metric", CASES or [pytest.param(0, "SD", marks=pytest.mark.skip("no ../shared/reference"))])
+@pytest.mark.parametrize("i, metric", CASES or NO_REFERENCE)
 def test_matches_authors_evaluator(shared_reference, i, metric):
     want = float(ROWS[i][metric])
     got = _values(i)[metric]

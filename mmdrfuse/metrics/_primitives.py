@@ -63,7 +63,8 @@ def check_images(*images: Tensor | None, dtype: torch.dtype = torch.float64, min
         elif x.device != ref_device:
             raise ValueError(f"{name}: device {x.device} differs from {ref_device}")
         if min(x.shape[-2:]) < min_size:
-            raise ValueError(f"{name}: images of {x.shape[-2]} x {x.shape[-1]} are too small (need >= {min_size} x {min_size})")
+            raise ValueError(f"{name}: images of {x.shape[-2]} x {x.shape[-1]} are too small "
+                             f"(need >= {min_size} x {min_size})")
         y = x[:, 0].to(dtype)
         if y.is_floating_point():
             lo, hi = torch.aminmax(y)
