@@ -66,3 +66,14 @@ def _restore_pil_open():
     Image.open = original
     yield
     Image.open = original
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Small tensors: one intra-op thread is as fast, and much faster when other processes keep the cores busy."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -19,13 +19,7 @@ scipy_signal = pytest.importorskip("scipy.signal")
 scipy_ndimage = pytest.importorskip("scipy.ndimage")
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Small tensors: one intra-op thread is as fast, and much faster when other processes keep the cores busy."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # ------------------------------------------------------------------------------------------------ fixtures

@@ -17,13 +17,7 @@ REFERENCE_METRICS = ["SD", "SCD", "VIF", "Qabf", "SSIM", "CC", "EN", "SF", "AG",
 TOLERANCE = {"SSIM": 3e-4}  # relative; 1e-4 for every other metric (the issue's acceptance bounds)
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Small tensors: one intra-op thread is as fast, and much faster when other processes keep the cores busy."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _shared() -> Path | None:
