@@ -28,48 +28,22 @@ import torch.nn.functional as F
 from torch import nn
 
 from baselines.base import LearnedMethod, uint8_round_half_up
+from mmdrfuse.models import DenseSkipTrunk
 
 TILE = 128
 STRIDE = 124
 
 
-def _block(cin: int, cout: int, act: nn.Module, stride: int = 1) -> nn.Sequential:
-    return nn.Sequential(nn.ReflectionPad2d(1), nn.Conv2d(cin, cout, 3, stride=stride), act)
-
-
-class MUFusionNet(nn.Module):
-    """Keys ``convXX.1.weight``; forward = decoder(encoder(x)) of the original."""
+class MUFusionNet(DenseSkipTrunk):
+    """Keys ``convXX.1.weight``; forward = decoder(encoder(x)) of the original: the MMDRFuse teacher's trunk with a
+    one-channel tanh head (conv11 64 -> 1)."""
 
     def __init__(self):
-        super().__init__()
-        r = nn.ReLU
-        self.conv1 = _block(2, 32, r())
-        self.conv2 = _block(32, 32, r())
-        self.conv3 = _block(64, 64, r(), stride=2)
-        self.conv4 = _block(64, 64, r())
-        self.conv5 = _block(128, 64, r())
-        self.conv6 = _block(192, 64, r())
-        self.conv66 = _block(64, 64, r())
-        self.conv55 = _block(128, 64, r())
-        self.conv44 = _block(128, 64, r())
-        self.conv33 = _block(128, 64, r())
-        self.up = nn.Upsample(scale_factor=2, mode="bicubic", align_corners=False)
-        self.conv22 = _block(96, 32, r())
-        self.conv11 = _block(64, 1, nn.Tanh())
+        super().__init__(in_channels=2, width=32, mid=64)
+        self.conv11 = nn.Sequential(nn.ReflectionPad2d(1), nn.Conv2d(64, 1, 3), nn.Tanh())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        g11 = self.conv1(x)
-        g21 = self.conv2(g11)
-        g31 = self.conv3(torch.cat([g11, g21], 1))
-        g41 = self.conv4(g31)
-        g51 = self.conv5(torch.cat([g31, g41], 1))
-        g61 = self.conv6(torch.cat([g31, g41, g51], 1))
-        d = self.conv66(g61)
-        d = self.conv55(torch.cat([g51, d], 1))
-        d = self.conv44(torch.cat([g41, d], 1))
-        d = self.conv33(torch.cat([g31, d], 1))
-        g22 = self.conv22(torch.cat([g21, self.up(d)], 1))
-        return self.conv11(torch.cat([g11, g22], 1))
+        return self.conv11(self.trunk(x))
 
 
 def tile_origins(h: int, w: int, tile: int = TILE, stride: int = STRIDE) -> list[tuple[int, int]]:

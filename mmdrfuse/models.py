@@ -86,19 +86,18 @@ class TeacherConfig:
     in_channels: int = 2
 
 
-class Teacher(_Countable):
-    """Dense encoder (one stride-2 stage) + skip-connected decoder, 13 reflection-padded 3x3 convs (SPEC.md).
+class DenseSkipTrunk(nn.Module):
+    """The dense encoder (one stride-2 stage) + skip-connected decoder shared by the teacher and MUFusion.
 
-    Accepts any H, W: odd sides are reflect-padded to even before the forward pass and cropped back after.
+    conv1 ... conv22 and the bicubic x2 upsample; :meth:`trunk` returns ``cat(G11, G2_2)`` (2 x width channels),
+    to which each network adds its own head (teacher: conv11 -> 4 + ReLU, conv00 -> 1 + tanh; MUFusion: conv11 -> 1
+    + tanh). H and W must be even.
     """
 
-    def __init__(self, config: TeacherConfig | None = None):
+    def __init__(self, in_channels: int = 2, width: int = 32, mid: int = 64):
         super().__init__()
-        cfg = config or TeacherConfig()
-        self.config = cfg
-        w, m, f = cfg.width, cfg.mid, cfg.feat
-        relu = nn.ReLU
-        self.conv1 = _conv_block(cfg.in_channels, w, relu())
+        w, m, relu = width, mid, nn.ReLU
+        self.conv1 = _conv_block(in_channels, w, relu())
         self.conv2 = _conv_block(w, w, relu())
         self.conv3 = _conv_block(2 * w, m, relu(), stride=2)
         self.conv4 = _conv_block(m, m, relu())
@@ -110,15 +109,8 @@ class Teacher(_Countable):
         self.conv33 = _conv_block(2 * m, m, relu())
         self.up = nn.Upsample(scale_factor=2, mode="bicubic", align_corners=False)
         self.conv22 = _conv_block(w + m, w, relu())
-        self.conv11 = _conv_block(2 * w, f, None)  # ReLU applied in features(): relu(conv11) is the distilled map
-        self.conv00 = _conv_block(f, 1, nn.Tanh())
 
-    def features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Return ``(relu(conv11), output)`` for any H, W (reflect-pad to even, crop back)."""
-        h, w = x.shape[-2:]
-        ph, pw = h % 2, w % 2
-        if ph or pw:
-            x = F.pad(x, (0, pw, 0, ph), mode="reflect")
+    def trunk(self, x: torch.Tensor) -> torch.Tensor:
         g11 = self.conv1(x)
         g21 = self.conv2(g11)
         g31 = self.conv3(torch.cat([g11, g21], 1))
@@ -130,7 +122,29 @@ class Teacher(_Countable):
         d = self.conv44(torch.cat([g41, d], 1))
         g32 = self.conv33(torch.cat([g31, d], 1))
         g22 = self.conv22(torch.cat([g21, self.up(g32)], 1))
-        feat = torch.relu(self.conv11(torch.cat([g11, g22], 1)))
+        return torch.cat([g11, g22], 1)
+
+
+class Teacher(DenseSkipTrunk, _Countable):
+    """Dense encoder (one stride-2 stage) + skip-connected decoder, 13 reflection-padded 3x3 convs (SPEC.md).
+
+    Accepts any H, W: odd sides are reflect-padded to even before the forward pass and cropped back after.
+    """
+
+    def __init__(self, config: TeacherConfig | None = None):
+        cfg = config or TeacherConfig()
+        super().__init__(cfg.in_channels, cfg.width, cfg.mid)
+        self.config = cfg
+        self.conv11 = _conv_block(2 * cfg.width, cfg.feat, None)  # ReLU in features(): relu(conv11) is distilled
+        self.conv00 = _conv_block(cfg.feat, 1, nn.Tanh())
+
+    def features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return ``(relu(conv11), output)`` for any H, W (reflect-pad to even, crop back)."""
+        h, w = x.shape[-2:]
+        ph, pw = h % 2, w % 2
+        if ph or pw:
+            x = F.pad(x, (0, pw, 0, ph), mode="reflect")
+        feat = torch.relu(self.conv11(self.trunk(x)))
         out = self.conv00(feat)
         if ph or pw:
             feat, out = feat[..., :h, :w], out[..., :h, :w]
