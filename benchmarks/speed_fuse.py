@@ -4,7 +4,9 @@
 
 For each batch size, every candidate fuses a seeded random N x 2 x H x W input (the compute does not depend on the
 values); after ``--warmup`` untimed calls each, the timed calls are *interleaved* across candidates (round r times
-every candidate once) so that load from other processes hits all of them alike. Reported: median and minimum ms per
+every candidate once) so that load from other processes hits all of them alike, with an untimed ``--gap`` pause
+(0.05 s) before each timed call so that the previous candidate's spinning threads (onnxruntime, OpenMP) have settled;
+caches are cold as in real use, since the other candidates ran in between. Reported: median and minimum ms per
 pair (call time / N), megapixels per second (from the median), speed-up over ``plain`` and the ratio to the bound.
 
 Candidates: ``plain`` (``Student.forward``), ``fast`` (:func:`mmdrfuse.fast.accelerate`, the path ``mmdrfuse fuse``
@@ -156,8 +158,11 @@ def roofline(model: Student, h: int, w: int, copy_mib: int = 64, mm_n: int = 102
 
 
 # ------------------------------------------------------------------------------------------------ measurement
-def measure(cands: list[Candidate], x: torch.Tensor, warmup: int, repeats: int) -> dict[str, list[float]]:
-    """Seconds per call for each candidate: warm-up, then ``repeats`` interleaved rounds."""
+def measure(cands: list[Candidate], x: torch.Tensor, warmup: int, repeats: int,
+            gap: float = 0.05) -> dict[str, list[float]]:
+    """Seconds per call for each candidate: warm-up, then ``repeats`` interleaved rounds, with an untimed pause of
+    ``gap`` seconds before every timed call: onnxruntime's threads spin for a while after each run (and OpenMP's
+    after each parallel region), which would otherwise take a core from whichever candidate comes next."""
     times: dict[str, list[float]] = {c.name: [] for c in cands}
     with torch.inference_mode():
         for c in cands:
@@ -165,6 +170,8 @@ def measure(cands: list[Candidate], x: torch.Tensor, warmup: int, repeats: int) 
                 c.fn(x)
         for _ in range(repeats):
             for c in cands:
+                if gap > 0:
+                    time.sleep(gap)
                 t0 = time.perf_counter()
                 c.fn(x)
                 times[c.name].append(time.perf_counter() - t0)
@@ -200,7 +207,7 @@ def slice_estimate(model: Student, h: int, w: int, slices: int = 300, seed: int 
 def run_benchmark(h: int = 1024, w: int = 1280, batches=(1, 8), candidates=DEFAULT_CANDIDATES, repeats: int = 9,
                   warmup: int = 2, hidden: int = 4, seed: int = 0, threads: int | None = None,
                   progress: bool = True, copy_mib: int = 64, mm_n: int = 2048,
-                  slices: int = 0) -> tuple[list[dict], dict]:
+                  slices: int = 0, gap: float = 0.05) -> tuple[list[dict], dict]:
     """Measure; return (rows, roofline info). ``threads`` sets ``torch.set_num_threads`` (default: unchanged);
     ``copy_mib`` and ``mm_n`` size the bandwidth and matmul measurements of the bound; ``slices`` > 0 adds the
     contention-robust single-thread estimate of :func:`slice_estimate`."""
@@ -228,7 +235,7 @@ def run_benchmark(h: int = 1024, w: int = 1280, batches=(1, 8), candidates=DEFAU
                 ref = model(x)
                 diffs = {c.name: float((c.fn(x) - ref).abs().max()) for c in cands}
             say(f"batch {n}: timing {', '.join(c.name for c in cands)} ({warmup} warm-up + {repeats} interleaved)")
-            times = measure(cands, x, warmup, repeats)
+            times = measure(cands, x, warmup, repeats, gap)
             plain_med = statistics.median(times["plain"]) / n if "plain" in times else None
             for c in cands:
                 per_pair = [t / n for t in times[c.name]]
@@ -324,6 +331,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help=f"'default' ({','.join(DEFAULT_CANDIDATES)}), 'all' ({','.join(ALL_CANDIDATES)}) or a list")
     p.add_argument("--repeats", type=int, default=9, help="timed (interleaved) runs per candidate (default 9)")
     p.add_argument("--warmup", type=int, default=2, help="untimed runs per candidate first (default 2)")
+    p.add_argument("--gap", type=float, default=0.05,
+                   help="untimed pause in seconds before every timed call, so that the previous candidate's "
+                        "spinning threads settle (default 0.05)")
     p.add_argument("--hidden", type=int, default=4, help="student hidden width (default 4, the paper's)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's default)")
     p.add_argument("--slices", type=int, default=300,
@@ -361,9 +371,9 @@ def main(argv: list[str] | None = None) -> int:
                                                                                            else sys.argv[1:])])
     load_before = _loadavg()
     rows, roof = run_benchmark(h, w, batches, cands, repeats=args.repeats, warmup=args.warmup, hidden=args.hidden,
-                               threads=args.threads, progress=not args.quiet, slices=args.slices)
+                               threads=args.threads, progress=not args.quiet, slices=args.slices, gap=args.gap)
     settings = {"size": [h, w], "batches": list(batches), "candidates": list(cands), "repeats": args.repeats,
-                "warmup": args.warmup, "hidden": args.hidden, "seed": 0, "slices": args.slices}
+                "warmup": args.warmup, "hidden": args.hidden, "seed": 0, "slices": args.slices, "gap_s": args.gap}
     paths = write_results(rows, roof, out_dir, command, load_before, _loadavg(), settings)
     print(format_table(rows))
     print(f"load average before/after: {load_before} / {_loadavg()} on {os.cpu_count()} CPUs; "
@@ -376,7 +386,7 @@ def run(ctx) -> list[Path]:
     load_before = _loadavg()
     rows, roof = run_benchmark(progress=getattr(ctx, "progress", True), slices=300)
     settings = {"size": [1024, 1280], "batches": [1, 8], "candidates": list(DEFAULT_CANDIDATES), "repeats": 9,
-                "warmup": 2, "hidden": 4, "seed": 0, "slices": 300}
+                "warmup": 2, "hidden": 4, "seed": 0, "slices": 300, "gap_s": 0.05}
     return write_results(rows, roof, Path(ctx.out_dir), getattr(ctx, "command", "") or "python -m benchmarks.run",
                          load_before, _loadavg(), settings)
 
