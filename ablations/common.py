@@ -513,6 +513,9 @@ def main(spec: TableSpec, argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default="cpu", help="cpu or cuda[:N] for training")
     ap.add_argument("--no-progress", action="store_true", help="no progress bars")
     args = ap.parse_args(argv)
+    from mmdrfuse.memory import keep_freed_memory
+
+    keep_freed_memory()  # mmdrfuse/memory.py
     argv = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:

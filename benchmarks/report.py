@@ -312,6 +312,8 @@ def machine() -> dict:
     """What the numbers were measured on."""
     import torch
 
+    from mmdrfuse.memory import malloc_policy
+
     cpu = platform.processor() or ""
     try:
         with open("/proc/cpuinfo") as f:
@@ -320,7 +322,8 @@ def machine() -> dict:
         pass
     info = {"platform": platform.platform(), "python": platform.python_version(), "cpu": cpu,
             "cpu_count": os.cpu_count(), "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
-            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+            "malloc": malloc_policy()}
     return info
 
 

@@ -257,6 +257,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    from mmdrfuse.memory import keep_freed_memory
+
+    keep_freed_memory()  # see mmdrfuse/memory.py; recorded in every provenance file
     try:
         if args.device.startswith("cuda"):
             import torch

@@ -345,6 +345,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    from mmdrfuse.memory import keep_freed_memory
+
+    keep_freed_memory()  # the policy of `mmdrfuse fuse` (mmdrfuse/memory.py); recorded in the provenance
     try:
         h, w = (int(v) for v in args.size.lower().split("x"))
         batches = tuple(int(b) for b in args.batches.split(",") if b.strip())

@@ -39,6 +39,9 @@ def main(argv: list[str] | None = None) -> int:
     from mmdrfuse.errors import MMDRFuseError
 
     args = build_parser().parse_args(argv)
+    from mmdrfuse.memory import keep_freed_memory
+
+    keep_freed_memory()  # a command owns its process: keep freed maps warm (see mmdrfuse/memory.py)
     if getattr(args, "_missing", False):
         print(f"error: 'mmdrfuse {args.command}' is not implemented yet", file=sys.stderr)
         return 2

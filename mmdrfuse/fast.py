@@ -25,13 +25,7 @@ other model is returned unchanged. Outputs match ``Student.forward`` to ~2e-7 (t
 from __future__ import annotations
 
 import ctypes
-import hashlib
-import os
-import platform
-import shutil
 import subprocess
-import sys
-import tempfile
 import threading
 import warnings
 from concurrent.futures import ThreadPoolExecutor
@@ -41,10 +35,10 @@ from typing import Callable
 import torch
 from torch import nn
 
+from mmdrfuse import native
 from mmdrfuse.models import Student
-from mmdrfuse.paths import cache_dir
+from mmdrfuse.native import FAST_ENV
 
-FAST_ENV = "MMDRFUSE_FAST"  # set to 0 to disable the C kernel (plain forward everywhere)
 _MIN_PIXELS_PER_THREAD = 1 << 17  # ~0.5 ms of kernel work; below that one thread runs the whole call
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -340,71 +334,19 @@ def _c_source() -> str:
 # ---------------------------------------------------------------------------------------------------------------
 # Building and loading the kernel
 # ---------------------------------------------------------------------------------------------------------------
-_CFLAGS = ["-O3", "-std=gnu11", "-fPIC", "-shared"]  # no -ffast-math (IEEE NaN/inf), no -march=native (portable)
 _lock = threading.Lock()
 _lib: ctypes.CDLL | None = None
 _lib_error: str | None = None
-_lib_openmp = False  # the kernel runs its threads on torch's OpenMP runtime (see _shares_openmp)
+_lib_openmp = False  # the kernel runs its threads on torch's OpenMP runtime (see native.shares_openmp)
 _warned = False
-
-
-def _compiler() -> str | None:
-    for cand in (os.environ.get("CC"), "cc", "gcc", "clang"):
-        if cand and shutil.which(cand):
-            return shutil.which(cand)
-    return None
-
-
-def _compiler_version(cc: str) -> str:
-    try:
-        return subprocess.run([cc, "--version"], capture_output=True, text=True, timeout=30).stdout.splitlines()[0]
-    except (OSError, subprocess.SubprocessError, IndexError):
-        return "unknown"
-
-
-def kernel_dir() -> Path:
-    """Where compiled kernels are cached: ``$MMDRFUSE_KERNEL_DIR`` or ``<cache>/kernels``."""
-    env = os.environ.get("MMDRFUSE_KERNEL_DIR")
-    return Path(env).expanduser() if env else cache_dir() / "kernels"
+kernel_dir = native.kernel_dir
 
 
 def build_kernel(force: bool = False, openmp: bool = True) -> Path:
-    """Compile the kernel into the cache (atomically) and return the shared library's path.
-
-    With ``openmp`` the kernel is built with ``-fopenmp`` (threads from torch's own OpenMP runtime); when that
-    fails (no libgomp to link, a compiler without OpenMP) it is built without, and the Python threads are used.
-    Raises ``RuntimeError`` when no C compiler is found or compilation fails.
-    """
-    if openmp and torch.__config__.parallel_info().find("parallel backend: OpenMP") >= 0:
-        try:
-            return _build(force, [*_CFLAGS, "-fopenmp"])
-        except RuntimeError:
-            pass
-    return _build(force, _CFLAGS)
-
-
-def _build(force: bool, flags: list[str]) -> Path:
-    cc = _compiler()
-    if cc is None:
-        raise RuntimeError("no C compiler found (set $CC or install gcc)")
-    src = _c_source()
-    key = hashlib.sha256("\0".join([src, " ".join(flags), _compiler_version(cc), platform.machine(),
-                                    sys.platform]).encode()).hexdigest()[:16]
-    out_dir = kernel_dir()
-    lib_path = out_dir / f"mmdrfuse_student_{key}.so"
-    if lib_path.exists() and not force:
-        return lib_path
-    out_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=out_dir) as tmp:
-        c_file = Path(tmp) / "student_kernel.c"
-        c_file.write_text(src)
-        tmp_lib = Path(tmp) / lib_path.name
-        proc = subprocess.run([cc, *flags, str(c_file), "-o", str(tmp_lib)], capture_output=True, text=True,
-                              timeout=300)
-        if proc.returncode != 0:
-            raise RuntimeError(f"compiling the fast kernel with {cc} failed:\n{proc.stderr[-2000:]}")
-        os.replace(tmp_lib, lib_path)
-    return lib_path
+    """Compile the kernel into the cache (atomically) and return the shared library's path (see
+    :func:`mmdrfuse.native.build_library`: with OpenMP when possible, else without and the tiles go to Python
+    threads). Raises ``RuntimeError`` when no C compiler is found or compilation fails."""
+    return native.build_library("mmdrfuse_student", _c_source(), force=force, openmp=openmp)
 
 
 def _load() -> ctypes.CDLL | None:
@@ -415,7 +357,7 @@ def _load() -> ctypes.CDLL | None:
     with _lock:
         if _lib is not None or _lib_error is not None:
             return _lib
-        if os.environ.get(FAST_ENV, "1").strip().lower() in {"0", "false", "no", "off"}:
+        if native.disabled():
             _lib_error = f"disabled by {FAST_ENV}=0"
             return None
         try:
@@ -437,20 +379,8 @@ def _load() -> ctypes.CDLL | None:
         lib.mmdr_student_batch.restype = i
         _lib = lib
         global _lib_openmp
-        _lib_openmp = bool(lib.mmdr_openmp()) and _shares_openmp()
+        _lib_openmp = bool(lib.mmdr_openmp()) and native.shares_openmp()
     return _lib
-
-
-def _shares_openmp() -> bool:
-    """False when loading the kernel brought a second OpenMP runtime into the process (two thread teams would
-    compete for the cores); the kernel then runs on Python threads. Checked on Linux; assumed elsewhere."""
-    try:
-        with open("/proc/self/maps") as fh:
-            libs = {os.path.realpath(line.split()[-1]) for line in fh
-                    if any(k in line for k in ("libgomp", "libomp", "libiomp"))}
-    except OSError:
-        return True
-    return len(libs) <= 1
 
 
 def kernel_available() -> bool:
