@@ -242,8 +242,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--baseline-runs", type=int, default=1, help="timed runs of the direct NumPy evaluator (0: skip)")
     ap.add_argument("--no-dataset", action="store_true", help="skip the MSRS test-set rows")
     ap.add_argument("--out-dir", default=str(repo_root() / "results"), help="where the CSV and provenance go")
+    ap.add_argument("--malloc", choices=["keep", "default"], default="keep",
+                    help="keep: the allocator policy of the suite's commands (freed memory kept, "
+                         "mmdrfuse/memory.py); default: glibc's own (default: keep)")
     ap.add_argument("--quiet", action="store_true")
     args = ap.parse_args(argv)
+    from mmdrfuse.memory import keep_freed_memory, malloc_policy
+
+    if args.malloc == "keep":
+        keep_freed_memory()
     default_threads = torch.get_num_threads()
     thread_list = ([int(t) for t in args.threads.split(",")] if args.threads
                    else sorted({1, default_threads}))
@@ -303,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
         "git_commit": commit, "git_dirty": dirty,
         "machine": {"platform": platform.platform(), "python": platform.python_version(),
                     "cpu": platform.processor() or _cpu_name(), "cpu_count": os.cpu_count()},
-        "torch": torch.__version__, "numpy": np.__version__, "threads": thread_list,
+        "torch": torch.__version__, "numpy": np.__version__, "threads": thread_list, "malloc": malloc_policy(),
         "load_average_before": [round(x, 2) for x in load_before],
         "load_average_after": [round(x, 2) for x in load_after],
         "settings": {"runs": args.runs, "warmup": args.warmup, "baseline_runs": args.baseline_runs,
@@ -314,6 +321,7 @@ def main(argv: list[str] | None = None) -> int:
     cols = ["case", "threads", "ms_per_pair_median", "ms_per_pair_min", "cpu_ms_per_pair", "pairs_per_s",
             "speedup_vs_numpy_direct"]
     print(tabulate(df[cols].values.tolist(), headers=cols, floatfmt=".1f"))
+    print(f"allocator: {malloc_policy()}")
     for _, r in df[df.case == "pair_640x480"].iterrows():
         verdict = "met" if r.ms_per_pair_median <= TARGET_MS_640 else "not met"
         print(f"target <= {TARGET_MS_640:.0f} ms per 640x480 pair (twelve metrics), {r.threads} thread(s): {verdict} "

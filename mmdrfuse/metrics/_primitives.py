@@ -188,14 +188,33 @@ def filter_valid(x: Tensor, w: Tensor) -> Tensor:
     return correlate_last(y, w).movedim(0, -2)
 
 
+def filter_valid_down2(x: Tensor, w: Tensor) -> Tensor:
+    """``filter_valid(x, w)[..., ::2, ::2]`` (filter, then keep every other row and column) with the column pass run
+    on the kept rows only."""
+    y = correlate_rows(x, w).movedim(-2, 0)[::2]  # (H'/2, ..., W)
+    return correlate_last(y, w)[..., ::2].movedim(0, -2)
+
+
 def box_sum_valid(x: Tensor, size: int) -> Tensor:
     """Sums over every size x size window (valid positions), (..., H, W) -> (..., H-size+1, W-size+1).
 
-    The separable filter with a kernel of ones: exact for integer-valued inputs whose window sums stay below 2^53
-    (float64) or 2^24 (float32), since every partial sum is then an exact integer, whatever the order BLAS uses.
-    (Measured faster than running sums from ``cumsum`` here.)
+    Rows: the separable filter with a kernel of ones (batched GEMM). Columns, in float64: differences of running
+    sums along each row (``cumsum``, measured 2.4 ms faster per 8 maps of 640 x 480 than the GEMM here; along rows
+    the GEMM stays faster); in float32, the GEMM. Exact for integer-valued inputs while the row-wise running sums
+    stay below 2^53 (float64; 255^2 x size x W here is ~3e8) or the window sums below 2^24 (float32): every partial
+    sum is then an exact integer, whatever the order BLAS uses.
     """
-    return filter_valid(x, torch.ones(size, dtype=x.dtype, device=x.device))
+    ones = torch.ones(size, dtype=x.dtype, device=x.device)
+    if x.dtype != torch.float64:
+        return filter_valid(x, ones)
+    y = correlate_rows(x, ones).movedim(-2, 0)  # (H', ..., W), contiguous
+    if y.shape[-1] < size:
+        raise ValueError(f"cannot filter width {y.shape[-1]} with a {size}-tap kernel")
+    c = y.cumsum(-1)
+    out = torch.empty_like(c[..., size - 1:])
+    out[..., 0] = c[..., size - 1]
+    torch.sub(c[..., size:], c[..., :-size], out=out[..., 1:])
+    return out.movedim(0, -2)
 
 
 # --------------------------------------------------------------------------------------------------- sobel

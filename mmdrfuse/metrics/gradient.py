@@ -53,10 +53,11 @@ def _qabf(ctx: Batch) -> Tensor:
     lo, hi = torch.minimum(g_s, g_f), torch.maximum(g_s, g_f)
     rel = lo.div_(hi.clamp_min_(torch.finfo(hi.dtype).tiny))  # the floor only ever divides an exact 0
     rel.add_((g_s == g_f) * (g_f - rel))
-    ang = angle_differences(vx, vy).mul_(-1.0 / HALF_PI).add_(1.0)
-    qg = rel.sub_(QABF_DG).mul_(QABF_KG).exp_().add_(1.0).reciprocal_().mul_(QABF_TG)
-    qa = ang.sub_(QABF_DA).mul_(QABF_KA).exp_().add_(1.0).reciprocal_().mul_(QABF_TA)
-    return (qg.mul_(qa).mul_(g_s)).sum((0, -2, -1)) / g_s.sum((0, -2, -1))
+    # T / (1 + exp(k (x - D))) = T sigmoid(-k (x - D)); with A = 1 - |dalpha| / (pi/2) the angle term's argument
+    # is -ka (1 - Da) + ka |dalpha| / (pi/2); Tg Ta is applied to the final sum
+    qg = torch.sigmoid_(rel.sub_(QABF_DG).mul_(-QABF_KG))
+    qa = torch.sigmoid_(angle_differences(vx, vy).mul_(QABF_KA / HALF_PI).add_(-QABF_KA * (1.0 - QABF_DA)))
+    return (qg.mul_(qa).mul_(g_s)).sum((0, -2, -1)).mul_(QABF_TG * QABF_TA) / g_s.sum((0, -2, -1))
 
 
 def _nabf(ctx: Batch) -> Tensor:
@@ -65,9 +66,10 @@ def _nabf(ctx: Batch) -> Tensor:
     # g_AF = min/max, 0 where either strength is 0 (then min = 0 and 0/tiny = 0)
     rel = torch.minimum(g_s, g_f).div_(torch.maximum(g_s, g_f).clamp_min_(torch.finfo(g.dtype).tiny))
     ang = angle_differences(vx, vy).sub_(HALF_PI).abs_().mul_(1.0 / HALF_PI)
-    qg = rel.sub_(NABF_SIGMAG).mul_(-NABF_KG).exp_().add_(1.0).reciprocal_().mul_(NABF_NRG)
-    qa = ang.sub_(NABF_SIGMAA).mul_(-NABF_KA).exp_().add_(1.0).reciprocal_().mul_(NABF_NRA)
-    one_minus_q = qg.mul_(qa).sqrt_().neg_().add_(1.0)
+    # N / (1 + exp(-k (x - s))) = N sigmoid(k (x - s))
+    qg = torch.sigmoid_(rel.sub_(NABF_SIGMAG).mul_(NABF_KG))
+    qa = torch.sigmoid_(ang.sub_(NABF_SIGMAA).mul_(NABF_KA))
+    one_minus_q = qg.mul_(qa).mul_(NABF_NRG * NABF_NRA).sqrt_().neg_().add_(1.0)
     strong = g_s >= NABF_TD
     wt = (g_s * g_s.sqrt()).mul_(strong).add_((~strong) * NABF_WT_MIN)  # g^1.5 where g >= Td, else wt_min
     artifact = (g_f > g_s[0]) & (g_f > g_s[1])
