@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from mmdrfuse.metrics import SSIM, VIF, SSIM_dr255, compute_all
+from mmdrfuse.metrics import SSIM, VIF, Nabf, Qabf, SSIM_dr255, compute_all
 from mmdrfuse.metrics import _native
 
 needs_kernel = pytest.mark.skipif(not _native.available(), reason="metric kernel not built (no C compiler?)")
@@ -30,7 +30,7 @@ def _images(seed, shape, const=False):
 
 @needs_kernel
 @pytest.mark.parametrize("shape", [(1, 1, 41, 41), (3, 1, 67, 93), (2, 1, 128, 160)])
-@pytest.mark.parametrize("fn", [VIF, SSIM, SSIM_dr255], ids=["VIF", "SSIM", "SSIM_dr255"])
+@pytest.mark.parametrize("fn", [VIF, SSIM, SSIM_dr255, Qabf, Nabf], ids=["VIF", "SSIM", "SSIM_dr255", "Qabf", "Nabf"])
 def test_kernel_equals_torch_path(monkeypatch, fn, shape):
     f, a, b = _images(1, shape)
     ours = fn(f, a, b)
@@ -41,7 +41,7 @@ def test_kernel_equals_torch_path(monkeypatch, fn, shape):
 @needs_kernel
 def test_kernel_flat_source_and_identical_images(monkeypatch):
     f, a, b = _images(2, (2, 1, 64, 64), const=True)
-    for fn in (VIF, SSIM):
+    for fn in (VIF, SSIM, Qabf, Nabf):
         ours, ref = fn(f, a, b), _torch_path(monkeypatch, fn, f, a, b)
         assert torch.allclose(ours, ref, rtol=1e-10, atol=1e-12, equal_nan=True)
     same = VIF(a, a, a)  # VIF(A, A) = 1 per source
@@ -54,9 +54,9 @@ def test_kernel_result_independent_of_thread_count():
     old = torch.get_num_threads()
     try:
         torch.set_num_threads(1)
-        one = compute_all(f, a, b, ["VIF", "SSIM"])
+        one = compute_all(f, a, b, ["VIF", "SSIM", "Qabf", "Nabf"])
         torch.set_num_threads(2)
-        two = compute_all(f, a, b, ["VIF", "SSIM"])
+        two = compute_all(f, a, b, ["VIF", "SSIM", "Qabf", "Nabf"])
     finally:
         torch.set_num_threads(old)
     for k in one:
@@ -79,3 +79,19 @@ def test_kernel_copies_other_layouts(monkeypatch):
     num, den = _native.vif_terms(m)
     num2, den2 = _native.vif_terms(m.movedim(-2, 0).contiguous().movedim(0, -2))
     assert torch.allclose(num, num2, rtol=1e-13) and torch.allclose(den, den2, rtol=1e-13)
+
+
+@needs_kernel
+@pytest.mark.parametrize("shape", [(1, 1, 2, 2), (2, 1, 3, 7), (1, 1, 9, 2)])
+def test_sobel_kernel_equals_torch_on_tiny_images(monkeypatch, shape):
+    """The gradient maps themselves where padding touches every pixel: orientation vectors bit for bit, strengths to
+    1 ulp (libm's sqrt is correctly rounded; torch's vectorised sqrt can be 1 ulp off)."""
+    from mmdrfuse.metrics._context import Batch
+
+    f, a, b = _images(5, shape)
+    ours = [Batch(f, a, b).qabf_gradients, Batch(f, a, b).nabf_gradients]
+    ref = _torch_path(monkeypatch, lambda: [Batch(f, a, b).qabf_gradients, Batch(f, a, b).nabf_gradients])
+    for got, want in zip(ours, ref):
+        assert torch.allclose(got[0], want[0], rtol=4e-16, atol=0)
+        for x, y in zip(got[1:], want[1:]):
+            assert torch.equal(x, y)
