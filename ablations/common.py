@@ -336,12 +336,16 @@ def seed_stats(results: Sequence[dict], metrics: Sequence[str]) -> dict[str, tup
 
 
 def verdict(full: dict[str, tuple[float, float]], other: dict[str, tuple[float, float]],
-            paper_full: dict[str, float] | None, paper_other: dict[str, float] | None, metrics: Sequence[str]) -> dict:
+            paper_full: dict[str, float] | None, paper_other: dict[str, float] | None, metrics: Sequence[str],
+            paired: dict[str, list[float]] | None = None) -> dict:
     """Does the paper's ordering (full vs this row, per metric) hold in our run?
 
     Per metric: ``ours_full_better`` (mean of full > mean of the row), ``paper_full_better`` (the same on the
     paper's printed values, ties count as not better), ``agrees`` and ``clear`` (|difference| larger than the sum
-    of the two seed stds, so not within seed noise; None with one seed).
+    of the two seed stds, so not within seed noise; None with one seed). ``paired`` (metric -> full - row per seed;
+    the same seed gives both runs the same initialisation and patches) adds ``seed_diffs`` and ``paired_full_better``
+    (full > row on every seed) / ``paired_row_better`` (row > full on every seed): with few seeds whose students differ
+    widely, the paired comparison separates the ablated term's effect from the seed's.
     """
     per = {}
     for m in metrics:
@@ -353,6 +357,10 @@ def verdict(full: dict[str, tuple[float, float]], other: dict[str, tuple[float, 
         per[m] = {"full": mf, "row": mo, "diff": mf - mo, "ours_full_better": bool(ours), "paper_full_better": paper,
                   "agrees": None if paper is None else bool(ours == paper),
                   "clear": None if math.isnan(noise) else bool(abs(mf - mo) > noise)}
+        if paired and len(paired.get(m, [])) > 1:
+            d = paired[m]
+            per[m].update(seed_diffs=list(d), paired_full_better=all(x > 0 for x in d),
+                          paired_row_better=all(x < 0 for x in d))
     n_ours = sum(v["ours_full_better"] for v in per.values())
     holds = "holds" if n_ours == len(metrics) else "does not hold" if n_ours == 0 else "holds partly"
     return {"metrics": per, "full_better_ours": n_ours, "n_metrics": len(metrics), "ordering": holds,
@@ -375,6 +383,11 @@ def verdict_line(label: str, v: dict, full_label: str) -> str:
              f"with the paper's direction on {v['agree']}/{v['n_metrics']}"
     if any(d["clear"] is not None for d in v["metrics"].values()):
         s += f"; differences beyond seed noise (|diff| > std_full + std_row): {', '.join(clear) or 'none'}"
+    if any("seed_diffs" in d for d in v["metrics"].values()):
+        pf = [m for m, d in v["metrics"].items() if d.get("paired_full_better")]
+        pr = [m for m, d in v["metrics"].items() if d.get("paired_row_better")]
+        s += (f"; paired by seed (same initialisation and patches), {full_label} is better on every seed for "
+              f"{', '.join(pf) or 'no metric'} and worse on every seed for {', '.join(pr) or 'no metric'}")
     return s + "."
 
 
@@ -451,7 +464,10 @@ def run_table(spec: TableSpec, env: Env) -> list[Path]:
     for key in keys:
         if key == spec.full:
             continue
-        v = verdict(stats[spec.full], stats[key], paper.get(full_label), paper.get(labels[key]), metrics)
+        by_seed = {r["seed"]: r["metrics"] for r in results[key]}
+        paired = {m: [f["metrics"][m] - by_seed[f["seed"]][m] for f in results[spec.full] if f["seed"] in by_seed]
+                  for m in metrics}
+        v = verdict(stats[spec.full], stats[key], paper.get(full_label), paper.get(labels[key]), metrics, paired)
         verdicts[labels[key]] = v
         lines.append(verdict_line(labels[key], v, full_label))
 

@@ -156,6 +156,23 @@ def test_verdict_against_the_papers_ordering():
     assert "1/2" in line and "holds partly" in line
 
 
+def test_verdict_paired_by_seed_separates_row_effect_from_seed_effect():
+    """Seed 0 students are much worse than seed 1 ones: the means overlap within the stds, yet the full recipe
+    beats the row on every seed for VIF (and loses on every seed for SD)."""
+    ms = ["SD", "VIF"]
+    full = {"SD": (40.0, 5.0), "VIF": (0.70, 0.2)}
+    row = {"SD": (41.0, 5.0), "VIF": (0.65, 0.2)}
+    paired = {"SD": [-1.0, -1.0], "VIF": [0.04, 0.06]}
+    v = common.verdict(full, row, None, None, ms, paired)
+    assert not v["metrics"]["VIF"]["clear"] and v["metrics"]["VIF"]["paired_full_better"]
+    assert v["metrics"]["SD"]["paired_row_better"] and not v["metrics"]["SD"]["paired_full_better"]
+    line = common.verdict_line("w/o x", v, "MMDRFuse")
+    assert "better on every seed for VIF and worse on every seed for SD" in line
+    mixed = common.verdict(full, row, None, None, ms, {"SD": [1.0, -1.0], "VIF": [0.1, -0.1]})
+    assert not any(mixed["metrics"][m]["paired_full_better"] or mixed["metrics"][m]["paired_row_better"] for m in ms)
+    assert "seed_diffs" not in common.verdict(full, row, None, None, ms, {"SD": [1.0], "VIF": [0.1]})["metrics"]["SD"]
+
+
 # ------------------------------------------------------------------------------------- report (runs faked)
 def _fake_result(key, seed, vals):
     return {"row": key, "seed": seed, "n_pairs": 5, "metrics": dict(zip(common.METRICS, vals)), "recipe_hash": key,
