@@ -213,47 +213,50 @@ def available() -> bool:
     return _load() is not None
 
 
+def _usable(t: Tensor) -> bool:
+    """float64 CPU tensors outside autograd, with the kernel loaded."""
+    return (t.dtype == torch.float64 and t.device.type == "cpu" and not t.requires_grad and t.dim() >= 2
+            and _load() is not None)
+
+
+def _threads() -> int:
+    return torch.get_num_threads() if _state["openmp"] else 1
+
+
+def _rows_outer(maps: Tensor) -> Tensor | None:
+    """Eight maps (8, N, H, W) as contiguous (H, 8, N, W) memory (a view when they are stored that way, as
+    :func:`~mmdrfuse.metrics._primitives.filter_valid` and ``box_sum_valid`` return them), or None."""
+    if not _usable(maps) or maps.dim() != 4 or maps.shape[0] != 8:
+        return None
+    return maps.movedim(-2, 0).contiguous()
+
+
 def vif_terms(m: Tensor) -> tuple[Tensor, Tensor] | None:
     """``(num, den)``, each (2, N): the sums over the map of VIF's two log terms for sources A, B, from the eight
-    filtered maps ``m`` (8, N, H, W) as :func:`~mmdrfuse.metrics._primitives.filter_valid` returns them (a view of
-    (H, 8, N, W) memory; other layouts are copied). None when the kernel does not apply (not float64 CPU, autograd,
-    no kernel): the caller then uses its torch path."""
-    if m.dtype != torch.float64 or m.device.type != "cpu" or m.requires_grad or m.dim() != 4 or m.shape[0] != 8:
+    filtered maps ``m`` (8, N, H, W). None when the kernel does not apply (not float64 CPU, autograd, no kernel):
+    the caller then uses its torch path."""
+    base = _rows_outer(m)
+    if base is None:
         return None
-    lib = _load()
-    if lib is None:
-        return None
-    base = m.movedim(-2, 0)
-    if not base.is_contiguous():
-        base = base.contiguous()
     h, _, n, w = base.shape
     rows = torch.empty((h, 2, 2, n), dtype=torch.float64)
-    threads = torch.get_num_threads() if _state["openmp"] else 1
-    lib.mmdr_vif_rows(base.data_ptr(), h, n, w, rows.data_ptr(), threads)
+    _state["lib"].mmdr_vif_rows(base.data_ptr(), h, n, w, rows.data_ptr(), _threads())
     sums = rows.sum(0)  # in row order: the same for any thread count
     return sums[0], sums[1]
 
 
 def ssim_uniform(sums: Tensor, fs: Tensor, ss: Tensor, win_n: float, c1: float, c2: float) -> Tensor | None:
-    """Mean SSIM map (2, N) for sources A, B from the uniform-window sums ``sums`` (8, N, H, W; a view of (H, 8, N, W)
-    memory as :func:`~mmdrfuse.metrics._primitives.box_sum_valid` returns it) and the shifts ``fs`` (N,), ``ss``
-    (2, N); None when the kernel does not apply."""
-    if (sums.dtype != torch.float64 or sums.device.type != "cpu" or sums.requires_grad or sums.dim() != 4
-            or sums.shape[0] != 8):
+    """Mean SSIM map (2, N) for sources A, B from the uniform-window sums ``sums`` (8, N, H, W) and the shifts
+    ``fs`` (N,), ``ss`` (2, N); None when the kernel does not apply."""
+    base = _rows_outer(sums)
+    if base is None:
         return None
-    lib = _load()
-    if lib is None:
-        return None
-    base = sums.movedim(-2, 0)
-    if not base.is_contiguous():
-        base = base.contiguous()
     h, _, n, w = base.shape
     fs = fs.to(torch.float64).contiguous()
     ss = ss.to(torch.float64).contiguous()
     rows = torch.empty((h, 2, n), dtype=torch.float64)
-    threads = torch.get_num_threads() if _state["openmp"] else 1
-    lib.mmdr_ssim_rows(base.data_ptr(), h, n, w, fs.data_ptr(), ss.data_ptr(), float(win_n), float(c1), float(c2),
-                       rows.data_ptr(), threads)
+    _state["lib"].mmdr_ssim_rows(base.data_ptr(), h, n, w, fs.data_ptr(), ss.data_ptr(), float(win_n), float(c1),
+                                 float(c2), rows.data_ptr(), _threads())
     return rows.sum(0) / float(h * w)
 
 
@@ -261,18 +264,11 @@ def sobel(x: Tensor, mode: str) -> tuple[Tensor, Tensor, Tensor] | None:
     """``(g, vx, vy)`` of the gradient metrics for images ``x`` (..., H, W): ``mode`` "qabf" (zero padding) or
     "nabf" (mirror padding, /8), as :class:`~mmdrfuse.metrics._context.Batch` defines them. None when the kernel
     does not apply (also for sides < 2 in "nabf", where mirror padding is undefined: the torch path raises)."""
-    if x.dtype != torch.float64 or x.device.type != "cpu" or x.requires_grad or x.dim() < 2:
+    if not _usable(x) or (mode == "nabf" and min(x.shape[-2:]) < 2):
         return None
     h, w = x.shape[-2:]
-    if mode == "nabf" and (h < 2 or w < 2):
-        return None
-    lib = _load()
-    if lib is None:
-        return None
     xc = x.contiguous()
-    m = xc.numel() // max(h * w, 1)
     g, vx, vy = (torch.empty_like(xc) for _ in range(3))
-    threads = torch.get_num_threads() if _state["openmp"] else 1
-    lib.mmdr_sobel(xc.data_ptr(), m, h, w, 0 if mode == "qabf" else 1, g.data_ptr(), vx.data_ptr(), vy.data_ptr(),
-                   threads)
+    _state["lib"].mmdr_sobel(xc.data_ptr(), xc.numel() // max(h * w, 1), h, w, 0 if mode == "qabf" else 1,
+                             g.data_ptr(), vx.data_ptr(), vy.data_ptr(), _threads())
     return g, vx, vy
