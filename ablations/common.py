@@ -391,6 +391,9 @@ def verdict_line(label: str, v: dict, full_label: str) -> str:
     return s + "."
 
 
+DEGENERATE_SD = 1.0  # mean SD (0..255 scale) below which a row's fused images count as constant (collapsed training)
+
+
 # ----------------------------------------------------------------------------------------------------- a table
 @dataclass(frozen=True)
 class TableSpec:
@@ -461,6 +464,12 @@ def run_table(spec: TableSpec, env: Env) -> list[Path]:
     tidy += pv.paper_rows(spec.name)
 
     verdicts, lines = {}, []
+    degenerate = [k for k in keys if "SD" in metrics and stats[k]["SD"][0] < DEGENERATE_SD]
+    for key in degenerate:  # a collapsed student would otherwise be read as a capacity or component effect
+        lines.append(f"DEGENERATE {labels[key]}: its students' fused images are constant or nearly (mean SD "
+                     f"{stats[key]['SD'][0]:.3g} < {DEGENERATE_SD:g}): training collapsed at the '{prof.name}' "
+                     f"profile (see train/log.csv in {', '.join(r['run_dir'] for r in results[key])}), so this row "
+                     "says nothing about what it ablates and its verdict compares a broken student.")
     for key in keys:
         if key == spec.full:
             continue

@@ -181,6 +181,18 @@ def _fake_result(key, seed, vals):
             "config": {"teacher": "official-teacher", "data": {"root": "x"}}}
 
 
+def test_collapsed_row_is_flagged(tmp_path, monkeypatch):
+    """A row whose students output a constant image (SD ~ 0) gets a DEGENERATE note; healthy rows do not."""
+    base = {"full": (43.0, 0.9, 0.6, 0.97), "wo_refresh": (0.0, 0.0, 0.0, 0.001)}
+    monkeypatch.setattr(common, "run_one", lambda env, row, seed: _fake_result(row.key, seed, base[row.key]))
+    monkeypatch.setattr(common, "run_official", lambda env: None)
+    env = common.Env(profile=common.load_profile("cpu", seeds=[0, 1]), data_root=tmp_path, weights_root=tmp_path,
+                     out_dir=tmp_path / "res", work_dir=tmp_path / "work", rows=("wo_refresh",), log=lambda m: None)
+    common.run_table(table1.SPEC, env)
+    md = (tmp_path / "res" / "table1.md").read_text()
+    assert "DEGENERATE w/o dynamic refresh" in md and "DEGENERATE MMDRFuse" not in md
+
+
 def test_table_report_is_tidy_with_mean_std_paper_rows_and_verdicts(tmp_path, monkeypatch):
     base = {"full": (43.0, 0.9, 0.6, 0.97), "wo_refresh": (42.0, 0.7, 0.5, 0.8)}
     calls = []
