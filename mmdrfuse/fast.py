@@ -337,7 +337,7 @@ def _c_source() -> str:
 _lock = threading.Lock()
 _lib: ctypes.CDLL | None = None
 _lib_error: str | None = None
-_lib_openmp = False  # the kernel runs its threads on torch's OpenMP runtime (see native.shares_openmp)
+_lib_openmp = False  # the kernel runs its threads on torch's OpenMP runtime (see native.load_library)
 _warned = False
 kernel_dir = native.kernel_dir
 
@@ -362,9 +362,9 @@ def _load() -> ctypes.CDLL | None:
             return None
         try:
             try:
-                lib = ctypes.CDLL(str(build_kernel()))
+                lib, own_runtime = native.load_library(build_kernel())
             except OSError:  # a damaged cached library: rebuild once
-                lib = ctypes.CDLL(str(build_kernel(force=True)))
+                lib, own_runtime = native.load_library(build_kernel(force=True))
         except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
             _lib_error = str(exc) or type(exc).__name__
             return None
@@ -379,7 +379,7 @@ def _load() -> ctypes.CDLL | None:
         lib.mmdr_student_batch.restype = i
         _lib = lib
         global _lib_openmp
-        _lib_openmp = bool(lib.mmdr_openmp()) and native.shares_openmp()
+        _lib_openmp = bool(lib.mmdr_openmp()) and not own_runtime
     return _lib
 
 

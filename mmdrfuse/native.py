@@ -6,11 +6,12 @@ A kernel is C source held in a Python module, compiled on first use with the sys
 a hash of source, flags, compiler version and platform, written atomically, and loaded with :mod:`ctypes`: no torch
 headers, pybind or ninja, so the first call costs ~2 s and later ones nothing. Kernels are built with ``-fopenmp``
 when torch itself uses OpenMP, so that they bind to torch's libgomp (same soname, loaded first) and run on torch's
-thread team; :func:`shares_openmp` checks that no second OpenMP runtime came with them. ``MMDRFUSE_FAST=0`` turns
+thread team; :func:`load_library` checks that no second OpenMP runtime came with them. ``MMDRFUSE_FAST=0`` turns
 every kernel off (the callers then take their plain torch paths).
 """
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import os
 import platform
@@ -96,13 +97,23 @@ def _build(name: str, src: str, force: bool, flags: list[str]) -> Path:
     return lib_path
 
 
-def shares_openmp() -> bool:
-    """False when a second OpenMP runtime is loaded in this process (two thread teams would compete for the
-    cores): a kernel built with OpenMP must then not be used with threads. Checked on Linux; assumed elsewhere."""
+def openmp_runtimes() -> set[str] | None:
+    """Paths of the OpenMP runtimes mapped into this process (Linux), or None where that cannot be read."""
     try:
         with open("/proc/self/maps") as fh:
-            libs = {os.path.realpath(line.split()[-1]) for line in fh
-                    if any(k in line for k in ("libgomp", "libomp", "libiomp"))}
+            return {os.path.realpath(line.split()[-1]) for line in fh
+                    if any(k in line.rsplit("/", 1)[-1] for k in ("libgomp", "libomp", "libiomp"))}
     except OSError:
-        return True
-    return len(libs) <= 1
+        return None
+
+
+def load_library(path: str | os.PathLike) -> tuple[ctypes.CDLL, bool]:
+    """``(library, own_runtime)``: load a built kernel; ``own_runtime`` is True when loading it mapped an OpenMP
+    runtime that was not there before, i.e. it did not bind to torch's (two thread teams would then compete for the
+    cores, so its threads must not be used). Other libraries' private runtimes (scikit-learn vendors its own libgomp
+    under another soname) do not matter: only what this library brings in counts. Assumed False where the process's
+    mappings cannot be read."""
+    before = openmp_runtimes()
+    lib = ctypes.CDLL(str(path))
+    after = openmp_runtimes()
+    return lib, bool(before is not None and after is not None and after - before)

@@ -95,3 +95,23 @@ def test_sobel_kernel_equals_torch_on_tiny_images(monkeypatch, shape):
         assert torch.allclose(got[0], want[0], rtol=4e-16, atol=0)
         for x, y in zip(got[1:], want[1:]):
             assert torch.equal(x, y)
+
+
+@needs_kernel
+def test_kernels_use_torchs_openmp_even_beside_a_vendored_runtime():
+    """scikit-learn maps its own libgomp under another soname; the kernels must still bind to torch's runtime and
+    run threaded (a check on 'any second runtime in the process' once made them single-threaded)."""
+    import subprocess
+    import sys
+
+    from mmdrfuse import native
+
+    if not native.torch_uses_openmp() or native.openmp_runtimes() is None:
+        pytest.skip("torch without OpenMP, or no /proc/self/maps")
+    code = ("import torch, sklearn.metrics\n"
+            "from mmdrfuse.metrics import _native\nfrom mmdrfuse import fast\n"
+            "assert _native.available() and fast.kernel_available()\n"
+            "print(_native._state['openmp'], fast._lib_openmp)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["True", "True"], out.stdout

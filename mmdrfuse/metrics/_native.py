@@ -189,7 +189,7 @@ def _load() -> ctypes.CDLL | None:
             _state["error"] = f"disabled by {native.FAST_ENV}=0"
             return None
         try:
-            lib = ctypes.CDLL(str(native.build_library("mmdrfuse_metrics", _SRC)))
+            lib, own_runtime = native.load_library(native.build_library("mmdrfuse_metrics", _SRC))
         except (RuntimeError, OSError) as exc:
             _state["error"] = str(exc) or type(exc).__name__
             return None
@@ -203,7 +203,7 @@ def _load() -> ctypes.CDLL | None:
         lib.mmdr_sobel.restype = None
         lib.mmdr_metrics_openmp.argtypes = []
         lib.mmdr_metrics_openmp.restype = i
-        _state["openmp"] = bool(lib.mmdr_metrics_openmp()) and native.shares_openmp()
+        _state["openmp"] = bool(lib.mmdr_metrics_openmp()) and not own_runtime
         _state["lib"] = lib
     return _state["lib"]
 
