@@ -298,11 +298,13 @@ def git_commit(repo: str | os.PathLike | None = None) -> str | None:
 
 
 def git_dirty(repo: str | os.PathLike | None = None) -> bool | None:
+    """Whether tracked files outside results/ differ from the commit (the code that made a result is then not
+    exactly the commit's). Results being rewritten, as every run does, do not count."""
     from mmdrfuse.paths import repo_root
 
     try:
-        r = subprocess.run(["git", "-C", str(repo or repo_root()), "status", "--porcelain", "--untracked-files=no"],
-                           capture_output=True, text=True, timeout=10)
+        r = subprocess.run(["git", "-C", str(repo or repo_root()), "status", "--porcelain", "--untracked-files=no",
+                            "--", ".", ":(exclude)results"], capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.SubprocessError):
         return None
     return bool(r.stdout.strip()) if r.returncode == 0 else None

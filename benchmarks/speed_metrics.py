@@ -29,7 +29,6 @@ import os
 import platform
 import shlex
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -220,16 +219,6 @@ def _row(case, size, pairs, names, threads, t, note="", pairs_per_s=None, speedu
             "speedup_vs_numpy_direct": "" if speedup is None else round(speedup, 1), "note": note}
 
 
-def _git_commit() -> tuple[str | None, bool | None]:
-    try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo_root(), capture_output=True, text=True, timeout=10)
-        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=repo_root(), capture_output=True, text=True,
-                               timeout=10)
-        return (head.stdout.strip() or None) if head.returncode == 0 else None, bool(dirty.stdout.strip())
-    except (OSError, subprocess.SubprocessError):
-        return None, None
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.speed_metrics", description=__doc__.splitlines()[0])
     ap.add_argument("--data-root", help="data root (default: $MMDRFUSE_DATA or the user cache)")
@@ -302,7 +291,9 @@ def main(argv: list[str] | None = None) -> int:
     df = pd.DataFrame(rows)
     out = Path(args.out_dir)
     write_with(out / f"{NAME}.csv", lambda p: df.to_csv(p, index=False))
-    commit, dirty = _git_commit()
+    from benchmarks.report import git_commit, git_dirty
+
+    commit, dirty = git_commit(), git_dirty()
     write_json(out / f"{NAME}.provenance.json", {
         "target": NAME,
         "command": "python -m benchmarks.speed_metrics " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:])),

@@ -183,3 +183,29 @@ def test_paper_values_match_the_paper_text(shared_reference):
         assert _parse_block(lines, marker, list(pv.METHODS), 6) == pv.TABLE4[ds], ds
     for marker, ds in (("(a) Dataset: MRI-SPECT", "MRI-SPECT"), ("(b) Dataset: MRI-PET", "MRI-PET")):
         assert _parse_block(lines, marker, list(pv.METHODS), 6) == pv.TABLE5[ds], ds
+
+
+def test_git_dirty_ignores_rewritten_results(tmp_path):
+    """A run rewrites results/ before its provenance is written: only changed code makes the tree 'dirty'."""
+    import shutil
+    import subprocess
+
+    from benchmarks.report import git_dirty
+
+    if shutil.which("git") is None:
+        pytest.skip("git not installed")
+
+    def git(*args):
+        subprocess.run(["git", "-C", str(tmp_path), *args], check=True, capture_output=True)
+
+    git("init", "-q")
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "t.csv").write_text("a\n")
+    (tmp_path / "code.py").write_text("x = 1\n")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init")
+    assert git_dirty(tmp_path) is False
+    (tmp_path / "results" / "t.csv").write_text("b\n")
+    assert git_dirty(tmp_path) is False
+    (tmp_path / "code.py").write_text("x = 2\n")
+    assert git_dirty(tmp_path) is True
