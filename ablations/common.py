@@ -487,7 +487,8 @@ def run_table(spec: TableSpec, env: Env) -> list[Path]:
         f"(ablations/configs/profiles.yaml; trainer profile '{prof.base}' + {json.dumps(prof.train)}), "
         f"{any_r['train_patches']} patches, {any_r['train_steps']} steps, teacher "
         f"{any_r['config']['teacher']}, perceptual backbone {any_r['perceptual_backbone']}; "
-        + (f"mean over {n_seeds} seeds {list(prof.seeds)}, the *_std columns are the sample std (ddof=1) across seeds."
+        + (f"mean over {n_seeds} seeds {list(prof.seeds)}, shown as mean ± sample std (ddof=1) across seeds "
+           "(the CSV keeps the std as metric <name>_std)."
            if n_seeds > 1 else f"one seed {list(prof.seeds)} (no std)."),
         f"Evaluated on {n_pairs[keys[0]]} {prof.dataset} test pairs"
         + (f" (evenly spaced subset, max_pairs={prof.max_pairs}; the paper used "

@@ -54,6 +54,9 @@ TABLE_TITLES = {
 
 
 # --------------------------------------------------------------------------------------------------- tidy frames
+STD_SUFFIX = "_std"  # tidy metric "<m>_std": the std across seeds of metric <m> (ablations)
+
+
 def higher_is_better(metric: str) -> bool:
     """Direction of a metric: the metrics registry when it knows the name, else :data:`LOWER_IS_BETTER`."""
     if metric in LOWER_IS_BETTER:
@@ -137,6 +140,8 @@ def wide_rows(df: pd.DataFrame, dataset: str) -> tuple[list[str], list[dict]]:
     block = df[df["dataset"] == dataset]
     paper_first = list(dict.fromkeys(block.loc[block["source"] == "paper", "metric"]))
     metrics = paper_first + [m for m in dict.fromkeys(block["metric"]) if m not in paper_first]
+    stds = {m for m in metrics if m.endswith(STD_SUFFIX) and m[:-len(STD_SUFFIX)] in metrics}
+    metrics = [m for m in metrics if m not in stds]  # "<metric>_std" is shown as "mean ± std" in its metric's cell
     ours = block[block["source"] == "ours"]
     paper = block[block["source"] == "paper"]
     keys = list(dict.fromkeys(zip(ours["method"], ours["weights"])))
@@ -145,7 +150,10 @@ def wide_rows(df: pd.DataFrame, dataset: str) -> tuple[list[str], list[dict]]:
         row = {"method": m, "weights": w}
         sel = ours[(ours["method"] == m) & (ours["weights"] == w)]
         for _, r in sel.iterrows():
-            row[(r["metric"], "ours")] = r["value"]
+            if r["metric"] in stds:
+                row[(r["metric"][:-len(STD_SUFFIX)], "std")] = r["value"]
+            else:
+                row[(r["metric"], "ours")] = r["value"]
             row["n_pairs"] = r["n_pairs"]
         rows[(m, w)] = row
     for (m, w), sel in paper.groupby(["method", "weights"], sort=False):
@@ -187,6 +195,15 @@ def _fmt(v, metric: str) -> str:
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return "--"
     return f"{float(v):.{decimals(metric)}f}"
+
+
+def _cell(row: dict, metric: str, source: str, pm: str) -> str:
+    """A cell's text: the value, and for our values with a std across seeds, ``value <pm> std``."""
+    txt = _fmt(row.get((metric, source)), metric)
+    std = row.get((metric, "std"))
+    if source == "ours" and txt != "--" and std is not None and not (isinstance(std, float) and math.isnan(std)):
+        txt += f"{pm}{_fmt(std, metric)}"
+    return txt
 
 
 def _latex_escape(s: str) -> str:
@@ -239,7 +256,7 @@ def to_latex(df: pd.DataFrame, *, caption: str | None = None, notes: Sequence[st
             cells = [_latex_escape(r["method"]), _latex_escape(weights)]
             for m in metrics:
                 for s in SOURCES:
-                    txt = _fmt(r.get((m, s)), m)
+                    txt = _cell(r, m, s, r" $\pm$ ")
                     mk = marks[(m, s)].get(i)
                     txt = f"\\textbf{{{txt}}}" if mk == "best" else f"\\underline{{{txt}}}" if mk == "second" else txt
                     cells.append(txt)
@@ -273,7 +290,7 @@ def to_markdown(df: pd.DataFrame, *, title: str | None = None, notes: Sequence[s
             cells = [r["method"], r["weights"] + (" (paper only)" if r.get("paper_only") else "")]
             for m in metrics:
                 for s in SOURCES:
-                    txt = _fmt(r.get((m, s)), m)
+                    txt = _cell(r, m, s, " ± ")
                     mk = marks[(m, s)].get(i)
                     cells.append(f"**{txt}**" if mk == "best" else f"_{txt}_" if mk == "second" else txt)
             body.append(cells)

@@ -209,3 +209,14 @@ def test_git_dirty_ignores_rewritten_results(tmp_path):
     assert git_dirty(tmp_path) is False
     (tmp_path / "code.py").write_text("x = 2\n")
     assert git_dirty(tmp_path) is True
+
+
+def test_std_rows_render_as_plus_minus_and_are_not_ranked():
+    rows = [{"table": "table1", "dataset": "MSRS", "method": m, "weights": "trained-cpu", "metric": k, "value": v,
+             "source": "ours", "n_pairs": 40, "profile": "cpu"}
+            for m, vals in {"w/o x": {"SD": 40.0, "SD_std": 5.0}, "MMDRFuse": {"SD": 41.0, "SD_std": 0.5}}.items()
+            for k, v in vals.items()]
+    md = report.to_markdown(pd.DataFrame(rows))
+    assert "40.00 ± 5.00" in md and "**41.00 ± 0.50**" in md and "SD_std" not in md
+    tex = report.to_latex(pd.DataFrame(rows))
+    assert r"40.00 $\pm$ 5.00" in tex and "std" not in tex.split("\\midrule", 1)[1]
