@@ -51,10 +51,19 @@ class Batch:
         return fs, ss
 
     @cached_property
+    def centred(self) -> Tensor:
+        """(3, N, H, W): Fc, Ac, Bc with Xc = X - shift(X), one stack (VIF filters it for its coarser scales)."""
+        fs, ss = self.shifts
+        x = torch.empty((3,) + tuple(self.f.shape), dtype=self.f.dtype, device=self.f.device)
+        torch.sub(self.f, fs[:, None, None], out=x[0])
+        torch.sub(self.s, ss[..., None, None], out=x[1:])
+        return x
+
+    @cached_property
     def products(self) -> Tensor:
         """(8, N, H, W): Fc, Fc^2, Ac, Bc, Ac^2, Bc^2, Ac*Fc, Bc*Fc with Xc = X - shift(X)."""
-        fs, ss = self.shifts
-        return stack_products(self.f - fs[:, None, None], self.s - ss[..., None, None])
+        c = self.centred
+        return stack_products(c[0], c[1:])
 
     # ------------------------------------------------------------------------------------------ gradients
     @cached_property

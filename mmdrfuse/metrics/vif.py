@@ -74,10 +74,7 @@ def _terms(s_r: Tensor, s_d: Tensor, s_rd: Tensor) -> tuple[Tensor, Tensor]:
 def _per_source(ctx: Batch) -> Tensor:
     """VIF(A, F) and VIF(B, F) for the batch: (2, N)."""
     dtype, dev = ctx.dtype, ctx.f.device
-    fs, ss = ctx.shifts
-    x = torch.empty((3,) + tuple(ctx.f.shape), dtype=dtype, device=dev)  # centred stack(F, A, B)
-    torch.sub(ctx.f, fs[:, None, None], out=x[0])
-    torch.sub(ctx.s, ss[..., None, None], out=x[1:])
+    x = ctx.centred  # stack(F, A, B) minus their shifts, shared with the products
     num = torch.zeros(ctx.s.shape[:2], dtype=dtype, device=dev)
     den = torch.zeros_like(num)
     for scale in range(1, SCALES + 1):
