@@ -30,6 +30,7 @@ import pandas as pd
 from mmdrfuse import io as mio
 from mmdrfuse.atomic import write_json, write_text
 from mmdrfuse.errors import MMDRFuseError
+from mmdrfuse.lock import WorkLock
 
 CACHE_VERSION = 1
 
@@ -227,7 +228,12 @@ class FusedCache:
         return [pairs[i] for i in idx]
 
     def ensure(self, run: MethodRun, located, pairs: Sequence[mio.Pair] | None = None) -> CacheEntry:
-        """Fuse the pairs not yet in the cache; return the folder and the stems it now covers."""
+        """Fuse the pairs not yet in the cache; return the folder and the stems it now covers.
+
+        Several processes may fill one folder at once: each pair is fused by the process holding its lock file
+        (``.<stem>.lock``, :mod:`mmdrfuse.lock`); a process skips pairs another one holds and waits for them at
+        the end, so every pair is fused once.
+        """
         from tqdm import tqdm
 
         pairs = list(pairs) if pairs is not None else self.select(located)
@@ -241,14 +247,30 @@ class FusedCache:
             t0 = time.perf_counter()
             import torch
 
+            def fuse_one(p: mio.Pair, wait: bool) -> bool:
+                """True once ``p``'s image exists (fused here or by another process); False: held elsewhere."""
+                out_path = folder / f"{p.stem}.png"
+                lock = WorkLock(folder / f".{p.stem}.lock")
+                while not out_path.is_file():
+                    with lock as got:
+                        if got and not out_path.is_file():
+                            pre = getattr(method, "preprocess", None)  # a baseline's own reading quirk, if any
+                            ir, vis = pre(p.ir, p.vis) if callable(pre) else mio.read_pair(p.ir, p.vis)
+                            out = method.fuse(ir, vis)
+                            mio.save_image(out_path, np.asarray(method.to_uint8(out), np.uint8))
+                            entry.n_new += 1
+                            return True
+                    if not got:
+                        if not wait:
+                            return False
+                        lock.wait_released(poll_s=0.5)
+                return True
+
             with torch.inference_mode():
-                for p in tqdm(todo, desc=f"fuse {run.label} / {located.name}", unit="pair",
-                              disable=not self.progress, file=sys.stderr):
-                    pre = getattr(method, "preprocess", None)  # a baseline's own reading quirk, if any
-                    ir, vis = pre(p.ir, p.vis) if callable(pre) else mio.read_pair(p.ir, p.vis)
-                    out = method.fuse(ir, vis)
-                    mio.save_image(folder / f"{p.stem}.png", np.asarray(method.to_uint8(out), np.uint8))
-            entry.n_new = len(todo)
+                held = [p for p in tqdm(todo, desc=f"fuse {run.label} / {located.name}", unit="pair",
+                                        disable=not self.progress, file=sys.stderr) if not fuse_one(p, wait=False)]
+                for p in held:  # fused by another process: wait for its image
+                    fuse_one(p, wait=True)
             entry.seconds = time.perf_counter() - t0
         return entry
 

@@ -34,6 +34,7 @@ import json
 import os
 import platform
 import shutil
+import statistics
 import sys
 import time
 from dataclasses import dataclass, field
@@ -43,9 +44,11 @@ from typing import Any, Iterable, Mapping, Sequence
 import pandas as pd
 import yaml
 
+from benchmarks.report import STD_SUFFIX
 from mmdrfuse.atomic import write_json, write_text
 from mmdrfuse.errors import BadInputError, MMDRFuseError
 from mmdrfuse.io import list_images
+from mmdrfuse.lock import WorkLock
 from mmdrfuse.paths import cache_dir
 
 CONFIG_PATH = Path(__file__).with_name("detection.yaml")
@@ -78,9 +81,23 @@ class DetectionProfile:
     close_mosaic: int = 10
     warmup_epochs: float = 3.0
     nbs: int = 64                   # nominal batch: gradients are accumulated over nbs / batch batches
-    seed: int = 0
+    seed: int = 0                   # training seed (deterministic=True); with ``seeds``, the first of them
+    seeds: tuple[int, ...] = ()     # several training seeds: one detector each, rows = mean (and std) over them
     workers: int = 0
     fusion_methods: str = "all"     # "all" | "mmdrfuse" (only MMDRFuse's weights; baselines need --methods)
+
+    def all_seeds(self) -> tuple[int, ...]:
+        """The training seeds of this profile: ``seeds`` if given, else ``(seed,)``."""
+        return tuple(self.seeds) or (self.seed,)
+
+    def for_seed(self, seed: int) -> "DetectionProfile":
+        """This profile with one training seed (``seeds`` cleared)."""
+        return dataclasses.replace(self, seed=int(seed), seeds=())
+
+    def key_settings(self) -> dict[str, Any]:
+        """The settings that define one detector run (for result keys): every field but ``seeds``. A seed-0 run
+        keys as it did before ``seeds`` existed, so earlier results stay valid."""
+        return {k: v for k, v in dataclasses.asdict(self).items() if k != "seeds"}
 
     def train_args(self) -> dict[str, Any]:
         """Keyword arguments for ``YOLO.train`` that come from the profile."""
@@ -95,8 +112,10 @@ def load_config(path: str | os.PathLike = CONFIG_PATH) -> dict:
         return yaml.safe_load(fh)
 
 
-def load_profile(name: str, path: str | os.PathLike = CONFIG_PATH) -> DetectionProfile:
-    """The profile ``name`` from the YAML, defaults applied; an unknown name fails with a suggestion."""
+def load_profile(name: str, path: str | os.PathLike = CONFIG_PATH,
+                 seeds: Sequence[int] | None = None) -> DetectionProfile:
+    """The profile ``name`` from the YAML, defaults applied, optionally with other training ``seeds``; an unknown
+    name fails with a suggestion."""
     cfg = load_config(path)
     profiles = cfg.get("profiles", {})
     if name not in profiles:
@@ -104,6 +123,11 @@ def load_profile(name: str, path: str | os.PathLike = CONFIG_PATH) -> DetectionP
         hint = f"; did you mean {close[0]!r}?" if close else ""
         raise MMDRFuseError(f"{path}: unknown detection profile {name!r} (known: {', '.join(profiles)}){hint}")
     values = {**cfg.get("defaults", {}), **profiles[name]}
+    if seeds:
+        values["seeds"] = seeds
+    if values.get("seeds"):
+        values["seeds"] = tuple(dict.fromkeys(int(s) for s in values["seeds"]))
+        values["seed"] = values["seeds"][0]
     known = {f.name for f in dataclasses.fields(DetectionProfile)}
     unknown = sorted(set(values) - known)
     if unknown:
@@ -396,15 +420,20 @@ def detection_benchmark(image_dirs: Mapping[str, Path | Sequence[Path]], labels_
                         work_dir: Path | None = None, keep_class: int | None = 0, device: str = "cpu",
                         yolo_weights: str | os.PathLike | None = None,
                         rows_as: Mapping[str, tuple[str, str]] | None = None,
-                        progress: bool = True, log=print) -> pd.DataFrame:
+                        progress: bool = True, log=print, per_seed_out: list | None = None) -> pd.DataFrame:
     """Train and evaluate one detector per method; return the tidy rows (``TIDY_COLUMNS``).
 
     ``image_dirs``: method -> folder(s) of images named by stem (fused images, or the IR / visible sources for the
     ``IR-only`` / ``visible-only`` rows); ``rows_as``: key -> (method, weights) for the tidy rows (default: the key
     itself, weights ``official`` for MMDRFuse and ``none`` for the source rows). ``labels_dir``: YOLO label files
-    named by stem. ``split``: the fixed partition (already limited to the profile's sizes). Per-method results are
-    written atomically to ``out_dir/detection/<dataset>/<profile>/<method>.json``; a method whose JSON matches the
-    current configuration is not retrained. Heavy files (dataset links, YOLO runs, weights) go to ``work_dir`` (the harness and the
+    named by stem. ``split``: the fixed partition (already limited to the profile's sizes). One detector per method
+    and training seed (``profile.all_seeds()``); each result is written atomically to
+    ``out_dir/detection/<dataset>/<profile>/`` + :func:`result_name`, and a (method, seed) whose JSON matches the
+    current configuration is not retrained. Several processes may run the same benchmark at once: each (method,
+    seed) is trained by the one process that holds its lock file (:mod:`mmdrfuse.lock`); the others do other jobs
+    first, then wait for its result. A row's value is the mean over the seeds; with several seeds a
+    ``<metric>_std`` row holds the sample std (ddof=1). ``per_seed_out``, if given, receives one dict per
+    (method, seed). Heavy files (dataset links, YOLO runs, weights) go to ``work_dir`` (the harness and the
     command line use ``<user cache>/mmdrfuse/detection``; default here ``out_dir/detection/work``).
     """
     prof = load_profile(profile) if isinstance(profile, str) else profile
@@ -415,10 +444,9 @@ def detection_benchmark(image_dirs: Mapping[str, Path | Sequence[Path]], labels_
         raise BadInputError(f"{yolo_weights}: YOLO weights not found; pass an existing .pt file (--yolo-weights / "
                             f"${YOLO_WEIGHTS_ENV}) or none to train from scratch", str(yolo_weights))
     w_sha = _sha256(Path(yolo_weights)) if yolo_weights else None
-    config = {"profile": dataclasses.asdict(prof), "split_rule": split.rule, "n_train": len(split.train),
-              "n_test": len(split.test), "keep_class": keep_class, "yolo_weights_sha256": w_sha}
+    seeds = prof.all_seeds()
     n_boxes = count_boxes(labels_dir, split.test, keep_class)
-    rows = []
+    jobs: list[_Job] = []
     for method, folders in image_dirs.items():
         folders = [Path(folders)] if isinstance(folders, (str, os.PathLike)) else [Path(f) for f in folders]
         images = _images_by_stem(folders)
@@ -426,39 +454,111 @@ def detection_benchmark(image_dirs: Mapping[str, Path | Sequence[Path]], labels_
         if missing:
             raise BadInputError(f"{method}: no image {missing[0]}.* in {folders} ({len(missing)} stems missing); "
                                 "fuse the whole dataset first", missing[0])
-        key = hashlib.sha256(json.dumps({**config, "inputs": _fingerprint(images, split, labels_dir),
-                                         "weights": [_cache_weights(f) for f in folders]},
-                                        sort_keys=True).encode()).hexdigest()[:16]
-        res_path = res_dir / f"{_safe_name(method)}.json"
-        result = None
-        if res_path.is_file():
-            with contextlib.suppress(Exception):
-                old = json.loads(res_path.read_text(encoding="utf-8"))
-                if old.get("key") == key:
-                    result = old
-                    log(f"detection: {method}: done earlier ({res_path.name}), skipped")
-        if result is None:
-            log(f"detection: {method}: training {prof.model} for {prof.epochs} epoch(s) on {len(split.train)} "
-                f"images at {prof.imgsz}px ({prof.name} profile)")
+        inputs = {"inputs": _fingerprint(images, split, labels_dir), "weights": [_cache_weights(f) for f in folders]}
+        for seed in seeds:
+            one = prof.for_seed(seed)
+            config = {"profile": one.key_settings(), "split_rule": split.rule, "n_train": len(split.train),
+                      "n_test": len(split.test), "keep_class": keep_class, "yolo_weights_sha256": w_sha}
+            key = hashlib.sha256(json.dumps({**config, **inputs}, sort_keys=True).encode()).hexdigest()[:16]
             mdir = work_dir / dataset / prof.name / _safe_name(method)
-            data_yaml = prepare_yolo_dataset(images, labels_dir, split, mdir / "data", keep_class)
-            metrics = train_and_evaluate(data_yaml, mdir / "run", prof, device=device, yolo_weights=yolo_weights,
-                                         config_dir=work_dir / "ultralytics-config", progress=progress,
-                                         label=method, key=key)
-            result = {"key": key, "method": method, "dataset": dataset, "profile": prof.name,
-                      "metrics": metrics, "n_train": len(split.train), "n_test": len(split.test),
-                      "n_test_boxes": n_boxes, "config": config, "images": [str(f) for f in folders],
-                      "versions": _versions(), "date": _dt.datetime.now().isoformat(timespec="seconds")}
-            write_json(res_path, result)
-            log(f"detection: {method}: mAP@.5:.95 {metrics['mAP50-95']:.4f}, mAP@.5 {metrics['mAP50']:.4f} "
-                f"({metrics['train_seconds']:.0f} s)")
+            jobs.append(_Job(method=method, seed=seed, profile=one, key=key, config=config, images=images,
+                             folders=folders, res_path=res_dir / result_name(method, seed),
+                             work=mdir if seed == 0 else mdir / f"seed{seed}",  # seed 0: its folder from before seeds
+                             tag=f"{method} (seed {seed})" if len(seeds) > 1 else method))
+
+    def run_job(job: _Job, wait: bool) -> dict | None:
+        """The job's result: reused, trained now, or (``wait``) awaited from the process that holds its lock;
+        None when another process holds it and ``wait`` is False."""
+        lock = WorkLock(job.res_path.with_name(job.res_path.name + ".lock"))
+        while True:
+            result = _load_result(job.res_path, job.key)
+            if result is not None:
+                log(f"detection: {job.tag}: done earlier ({job.res_path.name}), skipped")
+                return result
+            with lock as got:
+                if got:
+                    result = _load_result(job.res_path, job.key)  # finished by another process meanwhile?
+                    return result if result is not None else train_job(job)
+            owner = lock.owner()
+            who = f"process {owner[1]} on {owner[0]}" if owner else "another process"
+            if not wait:
+                log(f"detection: {job.tag}: {who} is training it; other methods first")
+                return None
+            log(f"detection: {job.tag}: waiting for {who} ({lock.path})")
+            lock.wait_released()
+
+    def train_job(job: _Job) -> dict:
+        log(f"detection: {job.tag}: training {prof.model} for {prof.epochs} epoch(s) on {len(split.train)} "
+            f"images at {prof.imgsz}px ({prof.name} profile)")
+        data_yaml = prepare_yolo_dataset(job.images, labels_dir, split, job.work / "data", keep_class)
+        metrics = train_and_evaluate(data_yaml, job.work / "run", job.profile, device=device,
+                                     yolo_weights=yolo_weights, config_dir=work_dir / "ultralytics-config",
+                                     progress=progress, label=job.tag, key=job.key)
+        result = {"key": job.key, "method": job.method, "dataset": dataset, "profile": prof.name, "seed": job.seed,
+                  "metrics": metrics, "n_train": len(split.train), "n_test": len(split.test),
+                  "n_test_boxes": n_boxes, "config": job.config, "images": [str(f) for f in job.folders],
+                  "versions": _versions(), "date": _dt.datetime.now().isoformat(timespec="seconds")}
+        write_json(job.res_path, result)
+        log(f"detection: {job.tag}: mAP@.5:.95 {metrics['mAP50-95']:.4f}, mAP@.5 {metrics['mAP50']:.4f} "
+            f"({metrics['train_seconds']:.0f} s)")
+        return result
+
+    results: dict[tuple[str, int], dict] = {}
+    for job in jobs:  # first pass: everything no other process is working on
+        r = run_job(job, wait=False)
+        if r is not None:
+            results[(job.method, job.seed)] = r
+    for job in jobs:  # then wait for what others were training
+        if (job.method, job.seed) not in results:
+            results[(job.method, job.seed)] = run_job(job, wait=True)
+
+    rows = []
+    for method in image_dirs:
+        per_seed = [results[(method, seed)]["metrics"] for seed in seeds]
         row_method, row_weights = (rows_as or {}).get(method, (method, _default_weights_label(method)))
+        base = {"table": TABLE, "dataset": dataset, "method": row_method, "weights": row_weights, "source": "ours",
+                "n_pairs": len(split.test), "profile": prof.name}
         for metric in METRICS:
-            rows.append({"table": TABLE, "dataset": dataset, "method": row_method, "weights": row_weights,
-                         "metric": metric,
-                         "value": result["metrics"][metric], "source": "ours", "n_pairs": result["n_test"],
-                         "profile": prof.name})
+            values = [float(m[metric]) for m in per_seed]
+            rows.append({**base, "metric": metric, "value": float(statistics.fmean(values))})
+            if len(values) > 1:  # sample std across seeds (ddof=1), shown by the report as "mean ± std"
+                rows.append({**base, "metric": f"{metric}{STD_SUFFIX}", "value": float(statistics.stdev(values))})
+        if per_seed_out is not None:
+            per_seed_out.extend({"method": row_method, "weights": row_weights, "seed": seed,
+                                 **{m: float(r[m]) for m in METRICS}} for seed, r in zip(seeds, per_seed))
     return pd.DataFrame(rows, columns=TIDY_COLUMNS)
+
+
+@dataclass
+class _Job:
+    """One detector to train and evaluate: a method's images with one training seed."""
+
+    method: str
+    seed: int
+    profile: DetectionProfile
+    key: str                  # hash of everything that defines the run (settings, split, inputs)
+    config: dict
+    images: dict
+    folders: list
+    res_path: Path            # result JSON
+    work: Path                # dataset links + YOLO run folder
+    tag: str                  # name in log lines
+
+
+def _load_result(path: Path, key: str) -> dict | None:
+    """The result JSON at ``path`` if it exists, parses and was made with ``key``."""
+    if path.is_file():
+        with contextlib.suppress(Exception):
+            old = json.loads(path.read_text(encoding="utf-8"))
+            if old.get("key") == key:
+                return old
+    return None
+
+
+def result_name(method: str, seed: int) -> str:
+    """Result JSON name of one (method, seed): ``<method>.json`` for seed 0 (as before seeds existed), else
+    ``<method>.seed<s>.json``."""
+    return f"{_safe_name(method)}.json" if seed == 0 else f"{_safe_name(method)}.seed{int(seed)}.json"
 
 
 def _default_weights_label(method: str) -> str:
@@ -626,7 +726,7 @@ def _logger(ctx):
 
 def run(ctx) -> list[Path]:
     """Harness entry (``python -m benchmarks.run detection``): every method + IR-only + visible-only -> results."""
-    prof = load_profile(ctx.profile)
+    prof = load_profile(ctx.profile, seeds=getattr(ctx, "seeds", None))
     cfg = load_config()
     log = _logger(ctx)
     out_dir = Path(ctx.out_dir)
@@ -645,26 +745,33 @@ def run(ctx) -> list[Path]:
         image_dirs[m] = list(data.ir if slot == "ir" else data.vis)
         rows_as[m] = (m, "none")
     yolo_weights = getattr(ctx, "yolo_weights", None) or os.environ.get(YOLO_WEIGHTS_ENV) or None
+    per_seed: list[dict] = []
     df = detection_benchmark(image_dirs, data.labels_dir, split, prof, out_dir, dataset=data.name, work_dir=work,
                              keep_class=data.person_class, device=str(getattr(ctx, "device", "cpu") or "cpu"),
                              yolo_weights=yolo_weights, rows_as=rows_as,
-                             progress=bool(getattr(ctx, "progress", True)), log=log)
+                             progress=bool(getattr(ctx, "progress", True)), log=log, per_seed_out=per_seed)
     return finish(df, out_dir, prof, data, split, yolo_weights, command=getattr(ctx, "command", None) or None,
-                  unavailable=unavailable)
+                  unavailable=unavailable, per_seed=per_seed)
 
 
 def protocol_text(prof: DetectionProfile, data: DetectionData | None, split: Split, yolo_weights) -> str:
     init = f"initialised from {Path(yolo_weights).name}" if yolo_weights else "trained from scratch"
+    seeds = prof.all_seeds()
+    seed_text = (f"seeds {list(seeds)}: one detector per seed, each cell the mean ± sample std (ddof=1) across seeds "
+                 "(the CSV keeps the std as metric <name>_std; per-seed values in detection.seeds.csv)"
+                 if len(seeds) > 1 else f"seed {seeds[0]} (one detector per method: no seed spread measured)")
     return (f"Data: {data.name if data else '?'} ({len(split.train)} train / {len(split.test)} test pairs; split: "
             f"{split.rule}); person boxes only. Detector: Ultralytics {prof.model} ({init}), {prof.optimizer}, "
-            f"batch {prof.batch}, {prof.epochs} epoch(s), imgsz {prof.imgsz}, seed {prof.seed}; final-epoch weights "
+            f"batch {prof.batch}, {prof.epochs} epoch(s), imgsz {prof.imgsz}, {seed_text}; final-epoch weights "
             "evaluated once on the test split. Paper protocol: YOLOv5, SGD, batch 16, 3 epochs, 2000 LLVIP train / "
             "250 LLVIP test pairs, COCO-pretrained implied.")
 
 
 def finish(df: pd.DataFrame, out_dir: Path, prof: DetectionProfile, data: DetectionData | None, split: Split,
-           yolo_weights=None, command: str | None = None, unavailable: Mapping[str, str] | None = None) -> list[Path]:
-    """Write detection.{csv,tex,md} + provenance and Fig. 8 for the tidy rows."""
+           yolo_weights=None, command: str | None = None, unavailable: Mapping[str, str] | None = None,
+           per_seed: Sequence[Mapping] | None = None) -> list[Path]:
+    """Write detection.{csv,tex,md} + provenance, ``detection.seeds.csv`` (one row per method and seed, when there
+    are several seeds) and Fig. 8 for the tidy rows."""
     from benchmarks import report
 
     protocol = protocol_text(prof, data, split, yolo_weights)
@@ -679,8 +786,15 @@ def finish(df: pd.DataFrame, out_dir: Path, prof: DetectionProfile, data: Detect
               "split": split.rule, "test_stems": list(split.test)},
         weights={"yolo_init": _sha256(Path(yolo_weights)) if yolo_weights else None},
         flags=flags, notes=[protocol, FIG8_NOTE] + [f"{k}: no row ({v})" for k, v in (unavailable or {}).items()],
-        settings=dataclasses.asdict(prof))
+        settings={**dataclasses.asdict(prof), "seeds": list(prof.all_seeds())})
     written = write_reports(df, out_dir, prov)
+    seeds_csv = Path(out_dir) / f"{TABLE}.seeds.csv"
+    if per_seed and len(prof.all_seeds()) > 1:
+        write_text(seeds_csv, pd.DataFrame(list(per_seed)).to_csv(index=False, float_format=lambda v: repr(float(v)),
+                                                                   lineterminator="\n"))
+        written.append(seeds_csv)
+    elif seeds_csv.is_file():
+        seeds_csv.unlink()  # a single-seed run: no stale per-seed values from an earlier run beside the new table
     times = fusion_times_ms(out_dir)
     from benchmarks.figures import fig8
     written += fig8(df, times, Path(out_dir) / "figures" / "fig8",
@@ -701,10 +815,12 @@ def main(argv: list[str] | None = None) -> int:
                    help=f"initial detector weights (.pt); default: ${YOLO_WEIGHTS_ENV}, else from scratch")
     p.add_argument("--device", default="cpu")
     p.add_argument("--no-sources", action="store_true", help="skip the IR-only and visible-only rows")
+    p.add_argument("--seeds", type=int, nargs="+", default=None,
+                   help="detector training seeds (default: the profile's); rows are the mean (± std) over them")
     args = p.parse_args(argv)
     try:
         from mmdrfuse.paths import data_root
-        prof = load_profile(args.profile)
+        prof = load_profile(args.profile, seeds=args.seeds)
         out = Path(args.out).resolve()
         work = cache_dir() / "detection"
         data = resolve_dataset(args.dataset or prof.dataset, data_root(args.data_root), work / "labels")
@@ -719,9 +835,11 @@ def main(argv: list[str] | None = None) -> int:
             image_dirs.update({"IR-only": data.ir, "visible-only": data.vis})
         if not image_dirs:
             raise MMDRFuseError("nothing to run: give --fused METHOD=DIR or drop --no-sources")
+        per_seed: list[dict] = []
         df = detection_benchmark(image_dirs, data.labels_dir, split, prof, out, dataset=data.name, work_dir=work,
-                                 keep_class=data.person_class, device=args.device, yolo_weights=args.yolo_weights)
-        for path in finish(df, out, prof, data, split, args.yolo_weights):
+                                 keep_class=data.person_class, device=args.device, yolo_weights=args.yolo_weights,
+                                 per_seed_out=per_seed)
+        for path in finish(df, out, prof, data, split, args.yolo_weights, per_seed=per_seed):
             print(f"wrote {path}")
     except MMDRFuseError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from benchmarks.report import STD_SUFFIX
 from mmdrfuse.atomic import atomic_path, write_json
 from mmdrfuse.errors import MMDRFuseError
 
@@ -70,10 +71,13 @@ def fig8(detection: pd.DataFrame, times_ms: Mapping[str, float], out_stem: str |
     ``detection``: tidy rows (``method``, ``weights``, ``metric``, ``value``, ``source``); ``times_ms``: method ->
     fusion time in ms per pair. Methods with a time are points on a log time axis; IR-only / visible-only (no fusion)
     and methods without a known time are drawn as dashed horizontal lines. With no times at all, a bar chart.
+    Where the table has ``<metric>_std`` rows (several detector seeds), points get ± std error bars and lines a band.
     """
     rows = _pick(detection, metric, "ours")
     if rows.empty:
         raise MMDRFuseError(f"fig8: no '{metric}' rows of source 'ours' in the detection table")
+    std_rows = _pick(detection, metric + STD_SUFFIX, "ours")
+    std = {(r.method, r.weights): float(r.value) for r in std_rows.itertuples()}
     multi = rows["method"].duplicated(keep=False)
     fig = _new_figure(6.4, 4.2)
     ax = fig.add_subplot()
@@ -83,6 +87,9 @@ def fig8(detection: pd.DataFrame, times_ms: Mapping[str, float], out_stem: str |
         xs = [t for _, t in timed]
         ys = [r.value for r, _ in timed]
         ax.scatter(xs, ys, s=60, c=[f"C{i % 10}" for i in range(len(xs))], zorder=3)
+        errs = [std.get((r.method, r.weights), 0.0) for r, _ in timed]
+        if any(errs):
+            ax.errorbar(xs, ys, yerr=errs, fmt="none", ecolor="0.35", elinewidth=1, capsize=3, zorder=2)
         for (r, t), m in zip(timed, multi[[r.Index for r, _ in timed]]):
             ax.annotate(_label(r.method, r.weights, m), (t, r.value), textcoords="offset points", xytext=(5, 5),
                         fontsize=8)
@@ -91,13 +98,19 @@ def fig8(detection: pd.DataFrame, times_ms: Mapping[str, float], out_stem: str |
         lo, hi = min(xs), max(xs)
         ax.set_xlim(lo / 3, hi * 3)
         for i, r in enumerate(untimed):
-            ax.axhline(r.value, ls="--", lw=1, color=f"C{(len(timed) + i) % 10}")
+            color = f"C{(len(timed) + i) % 10}"
+            ax.axhline(r.value, ls="--", lw=1, color=color)
+            if std.get((r.method, r.weights)):
+                sd = std[(r.method, r.weights)]
+                ax.axhspan(r.value - sd, r.value + sd, color=color, alpha=0.12, lw=0)
             ax.annotate(f"{_label(r.method, r.weights, multi[r.Index])} (no fusion time)",
                         (lo / 2.8, r.value), textcoords="offset points", xytext=(0, 3), fontsize=7)
         ax.set_xlabel("fusion time per pair (ms, log scale; results/table3.csv)")
     else:
         names = [_label(r.method, r.weights, m) for r, m in zip(rows.itertuples(), multi)]
-        ax.barh(names, rows["value"].to_numpy(), color=[f"C{i % 10}" for i in range(len(names))])
+        errs = [std.get((r.method, r.weights), 0.0) for r in rows.itertuples()]
+        ax.barh(names, rows["value"].to_numpy(), color=[f"C{i % 10}" for i in range(len(names))],
+                xerr=errs if any(errs) else None, capsize=3)
         ax.invert_yaxis()
         ax.set_xlabel(metric)
         ax.set_title("fusion times unavailable (no results/table3.csv): precision only", fontsize=8)

@@ -64,6 +64,7 @@ class Context:
     methods: list[str] | None = None  # restrict to these method names (None = all)
     datasets: list[str] | None = None  # restrict to these data sets (None = the profile's)
     device: str = "cpu"
+    seeds: list[int] | None = None  # training seeds for table1/table2/detection (None = each profile's)
     cache: object = None  # benchmarks.cache.FusedCache
     command: str = ""
     progress: bool = True
@@ -226,7 +227,7 @@ def build_context(args: argparse.Namespace) -> Context:
             data.get(d)  # unknown names fail early with a did-you-mean
     ctx = Context(profile=args.profile, settings=profiles[args.profile], data_root=paths.data_root(args.data_root),
                   weights_root=paths.weights_root(args.weights_root), out_dir=out, methods=args.methods,
-                  datasets=args.datasets, device=args.device, cache=FusedCache(cache_root, progress=not args.quiet),
+                  datasets=args.datasets, device=args.device, seeds=args.seeds, cache=FusedCache(cache_root, progress=not args.quiet),
                   command=" ".join(["python -m benchmarks.run", *map(shlex.quote, args.argv)]), progress=not args.quiet)
     wanted = ctx.settings.get("datasets", list(data.PAPER_DATASETS))
     if args.synthetic or (not args.datasets and args.target != "list"
@@ -247,6 +248,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--methods", nargs="+", default=None, help="only these methods (e.g. MMDRFuse TarDAL)")
     ap.add_argument("--datasets", nargs="+", default=None, help="only these data sets (e.g. MSRS MRI-PET)")
     ap.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
+    ap.add_argument("--seeds", type=int, nargs="+", default=None,
+                    help="training seeds of table1, table2 and detection (default: each profile's)")
     ap.add_argument("--synthetic", action="store_true", help="use the synthetic demo set even if real data exists")
     ap.add_argument("--quiet", action="store_true", help="no progress bars")
     argv = list(sys.argv[1:] if argv is None else argv)

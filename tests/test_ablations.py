@@ -308,3 +308,11 @@ def test_a_row_that_cannot_run_is_reported_and_the_table_still_written(tmp_path,
     prov = json.loads((tmp_path / "res" / "table2.provenance.json").read_text())
     assert "width2" in prov["not_run"]["small student (0.22KB)"]
     assert any(n.startswith("small student (0.22KB): paper values only") for n in prov["notes"])
+
+
+def test_harness_seeds_reach_the_ablation_profile(tmp_path):
+    """``python -m benchmarks.run table1 --seeds 3 4`` -> ctx.seeds -> the ablation profile's seeds."""
+    base = dict(profile="cpu", data_root=tmp_path, weights_root=tmp_path, out_dir=tmp_path / "res", device="cpu",
+                progress=False, command="test", evaluator=None, cache=None, say=lambda m: None)
+    assert common.env_from_ctx(SimpleNamespace(**base, seeds=[3, 4])).profile.seeds == (3, 4)
+    assert common.env_from_ctx(SimpleNamespace(**base, seeds=None)).profile.seeds == common.load_profile("cpu").seeds

@@ -216,6 +216,105 @@ def test_benchmark_writes_json_and_skips_done_methods(tmp_path, monkeypatch):
     assert calls == ["A", "IR-only", "A"]
 
 
+def test_profile_seeds():
+    p = det.load_profile("quick", seeds=[1, 0, 1])
+    assert p.all_seeds() == (1, 0) and p.seed == 1  # duplicates dropped, order kept; the first is the seed
+    assert det.load_profile("quick").all_seeds() == (0,)
+    one = p.for_seed(0)
+    assert one.all_seeds() == (0,) and one.train_args()["seed"] == 0
+    # a seed-0 run keys exactly as a profile without seeds (results written before seeds existed stay valid)
+    assert one.key_settings() == det.load_profile("quick").key_settings() and "seeds" not in one.key_settings()
+    assert det.result_name("MMDRFuse", 0) == "MMDRFuse.json"
+    assert det.result_name("MMDRFuse (x)", 2) == "MMDRFuse__x_.seed2.json"
+
+
+def test_benchmark_several_seeds_mean_std_and_reuse(tmp_path, monkeypatch):
+    images, labels = _fake_set(tmp_path)
+    split = det.Split(("0000", "0001", "0002", "0003"), ("0004", "0005"), "test split")
+    calls = []
+
+    def fake_train(data_yaml, run_dir, profile, **kw):
+        calls.append((Path(run_dir).relative_to(tmp_path / "w").as_posix(), profile.seed))
+        return {"mAP50-95": 0.2 + 0.1 * profile.seed, "mAP50": 0.5, "precision": 0.6, "recall": 0.4,
+                "train_seconds": 1.0, "resumed": False}
+
+    monkeypatch.setattr(det, "train_and_evaluate", fake_train)
+    quiet = dict(work_dir=tmp_path / "w", progress=False, log=lambda *_: None)
+    one_seed = det.detection_benchmark({"A": tmp_path / "img"}, labels, split, "quick", tmp_path / "out", **quiet)
+    assert calls == [("MSRS/quick/A/run", 0)]
+    assert set(one_seed["metric"]) == {"mAP50-95", "mAP50"}  # one seed: no std rows
+    per_seed = []
+    df = det.detection_benchmark({"A": tmp_path / "img"}, labels, split, det.load_profile("quick", seeds=[0, 1, 2]),
+                                 tmp_path / "out", per_seed_out=per_seed, **quiet)
+    # seed 0 was reused from the single-seed run; seeds 1 and 2 trained in their own folders
+    assert calls == [("MSRS/quick/A/run", 0), ("MSRS/quick/A/seed1/run", 1), ("MSRS/quick/A/seed2/run", 2)]
+    value = dict(zip(df["metric"], df["value"]))
+    assert value["mAP50-95"] == pytest.approx(0.3)                 # mean of 0.2, 0.3, 0.4
+    assert value["mAP50-95_std"] == pytest.approx(0.1)             # sample std (ddof=1) of 0.2, 0.3, 0.4
+    assert value["mAP50"] == pytest.approx(0.5) and value["mAP50_std"] == pytest.approx(0.0)
+    assert [(r["seed"], round(r["mAP50-95"], 6)) for r in per_seed] == [(0, 0.2), (1, 0.3), (2, 0.4)]
+    res = tmp_path / "out/detection/MSRS/quick"
+    assert sorted(p.name for p in res.iterdir()) == ["A.json", "A.seed1.json", "A.seed2.json"]
+    assert json.loads((res / "A.seed2.json").read_text())["seed"] == 2
+
+
+def test_benchmark_defers_a_job_another_process_holds(tmp_path, monkeypatch):
+    """Two processes sharing one results folder: a (method, seed) whose lock another live process holds is left for
+    last, then waited for; here the other process finishes (its lock goes) while this one trains B."""
+    import socket
+    import subprocess
+    import sys
+    images, labels = _fake_set(tmp_path)
+    split = det.Split(("0000", "0001", "0002", "0003"), ("0004", "0005"), "test split")
+    res = tmp_path / "out/detection/MSRS/quick"
+    res.mkdir(parents=True)
+    lock = res / "A.json.lock"
+    calls = []
+    with subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"]) as other:
+        lock.write_text(f"{socket.gethostname()} {other.pid}\n")
+
+        def fake_train(data_yaml, run_dir, profile, **kw):
+            name = Path(run_dir).parent.name
+            calls.append(name)
+            if name == "B":  # meanwhile the other process gives A up (its lock file goes)
+                lock.unlink()
+            return {"mAP50-95": 0.25, "mAP50": 0.5, "precision": 0.6, "recall": 0.4, "train_seconds": 1.0,
+                    "resumed": False}
+
+        monkeypatch.setattr(det, "train_and_evaluate", fake_train)
+        logs = []
+        try:
+            df = det.detection_benchmark({"A": tmp_path / "img", "B": tmp_path / "img"}, labels, split, "quick",
+                                         tmp_path / "out", work_dir=tmp_path / "w", progress=False, log=logs.append)
+        finally:
+            other.kill()
+    assert calls == ["B", "A"]                                   # A deferred, then trained here once free
+    assert list(df["method"].unique()) == ["A", "B"]              # rows keep the methods' order
+    assert any(f"process {other.pid}" in m for m in logs)
+    assert sorted(p.name for p in res.iterdir()) == ["A.json", "B.json"]  # no lock files left
+
+
+def test_finish_writes_per_seed_csv_and_spread_cells(tmp_path, monkeypatch):
+    rows = []
+    for m, v, sd in [("A", 0.3, 0.1), ("IR-only", 0.4, 0.02)]:
+        base = {"table": "detection", "dataset": "MSRS", "method": m, "weights": "none", "source": "ours",
+                "n_pairs": 2, "profile": "quick"}
+        rows += [{**base, "metric": "mAP50-95", "value": v}, {**base, "metric": "mAP50-95_std", "value": sd},
+                 {**base, "metric": "mAP50", "value": v + 0.2}, {**base, "metric": "mAP50_std", "value": sd}]
+    df = pd.DataFrame(rows, columns=det.TIDY_COLUMNS)
+    prof = det.load_profile("quick", seeds=[0, 1])
+    split = det.Split(("0000",), ("0001", "0002"), "x")
+    per_seed = [{"method": "A", "weights": "none", "seed": s, "mAP50-95": 0.3, "mAP50": 0.5} for s in (0, 1)]
+    written = det.finish(df, tmp_path, prof, None, split, per_seed=per_seed)
+    assert tmp_path / "detection.seeds.csv" in written
+    assert list(pd.read_csv(tmp_path / "detection.seeds.csv")["seed"]) == [0, 1]
+    md = (tmp_path / "detection.md").read_text()
+    assert "0.30 ± 0.10" in md and "seeds [0, 1]" in md
+    # a later single-seed run removes the stale per-seed file
+    det.finish(df[~df["metric"].str.endswith("_std")], tmp_path, det.load_profile("quick"), None, split)
+    assert not (tmp_path / "detection.seeds.csv").exists()
+
+
 def test_benchmark_missing_fused_image_is_clear(tmp_path):
     images, labels = _fake_set(tmp_path, n=3)
     split = det.Split(("0000",), ("0007",), "x")

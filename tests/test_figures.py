@@ -55,6 +55,21 @@ def test_fig8_without_times_falls_back_to_bars(tmp_path):
     _check_outputs(F.fig8(_detection_df(), {}, tmp_path / "fig8"))
 
 
+@pytest.mark.parametrize("times", [{"MMDRFuse": 0.9, "LRRNet": 800.0}, {}], ids=["points", "bars"])
+def test_fig8_draws_seed_spread(tmp_path, times):
+    """``<metric>_std`` rows (several detector seeds) add error bars / bands: the picture changes, nothing breaks."""
+    df = _detection_df()
+    spread = pd.DataFrame([_row("detection", "MSRS", m, w, "mAP50-95_std", 0.05)
+                           for m, w in [("MMDRFuse", "official"), ("LRRNet", "default"), ("IR-only", "none")]],
+                          columns=COLS)
+    plain = F.fig8(df, times, tmp_path / "plain")
+    with_std = F.fig8(pd.concat([df, spread], ignore_index=True), times, tmp_path / "std")
+    _check_outputs(with_std)
+    a, b = (np.asarray(Image.open(next(p for p in ps if p.suffix == ".png")).convert("L"), dtype=float)
+            for ps in (plain, with_std))
+    assert a.shape == b.shape and np.abs(a - b).sum() > 0
+
+
 def test_fig8_needs_rows(tmp_path):
     with pytest.raises(MMDRFuseError, match="mAP50-95"):
         F.fig8(_detection_df().assign(source="paper"), {}, tmp_path / "fig8")

@@ -120,6 +120,39 @@ def test_cache_fuses_once_and_resumes(tmp_path, demo_set):
     assert man["method"] == "Fake" and man["sha256"] == run.sha256 and man["dataset"] == "DEMO"
 
 
+def test_cache_pairs_held_by_another_process_are_not_fused_twice(tmp_path, demo_set):
+    """Two processes filling one cache folder: a pair whose lock another live process holds is skipped, then
+    waited for; here that process writes its image (and drops its lock) while this one fuses the next pair."""
+    import socket
+    import subprocess
+    import sys
+    cache = bc.FusedCache(tmp_path / "cache", progress=False)
+    run, _ = _fake_run()
+    folder = cache.folder(run, "DEMO")
+    folder.mkdir(parents=True)
+    lock = folder / ".demo_001.lock"
+    fused = []
+
+    class _Other(_Max):
+        def fuse(self, ir, vis):
+            fused.append(len(fused))
+            if len(fused) == 2:  # the other process finishes demo_001 meanwhile
+                Image.fromarray(np.full((2, 2), 7, np.uint8)).save(folder / "demo_001.png")
+                lock.unlink()
+            return super().fuse(ir, vis)
+
+    run.factory = _Other
+    with subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"]) as other:
+        lock.write_text(f"{socket.gethostname()} {other.pid}\n")
+        try:
+            e = cache.ensure(run, demo_set)
+        finally:
+            other.kill()
+    assert e.n_new == 2 and len(fused) == 2                        # demo_000 and demo_002 only
+    assert _gray(folder / "demo_001.png").shape == (2, 2)          # the other process's image was kept
+    assert not list(folder.glob(".*.lock"))
+
+
 def test_cache_folder_depends_on_weights_hash(tmp_path):
     cache = bc.FusedCache(tmp_path)
     a, _ = _fake_run("11" * 32)
@@ -348,3 +381,12 @@ def test_e2e_table5_two_pairs_per_dataset(tmp_path, shared_data, shared_weights,
         for m in SIX:  # the table value is the mean of the per-image values
             row = ours[(ours["dataset"] == ds) & (ours["metric"] == m)]
             assert row["value"].item() == pytest.approx(per.loc[["11", "12"], m].mean())
+
+
+def test_seeds_option_reaches_the_context(tmp_path):
+    args = brun.parse_args(["detection", "--profile", "cpu", "--seeds", "0", "1", "--data-root", str(tmp_path),
+                            "--weights-root", str(tmp_path), "--out", str(tmp_path / "res"),
+                            "--cache", str(tmp_path / "cache")])
+    ctx = brun.build_context(args)
+    assert ctx.seeds == [0, 1] and "--seeds 0 1" in ctx.command
+    assert brun.build_context(brun.parse_args(["detection", "--data-root", str(tmp_path)])).seeds is None
