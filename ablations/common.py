@@ -539,9 +539,11 @@ def main(spec: TableSpec, argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default="cpu", help="cpu or cuda[:N] for training")
     ap.add_argument("--no-progress", action="store_true", help="no progress bars")
     args = ap.parse_args(argv)
+    from mmdrfuse.lock import interrupt_on_sigterm
     from mmdrfuse.memory import keep_freed_memory
 
     keep_freed_memory()  # mmdrfuse/memory.py
+    interrupt_on_sigterm()  # kill PID: locks released, no temp files left (mmdrfuse/lock.py)
     argv = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:

@@ -260,9 +260,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    from mmdrfuse.lock import interrupt_on_sigterm
     from mmdrfuse.memory import keep_freed_memory
 
     keep_freed_memory()  # see mmdrfuse/memory.py; recorded in every provenance file
+    interrupt_on_sigterm()  # kill PID: locks released, no temp files left (mmdrfuse/lock.py)
     try:
         if args.device.startswith("cuda"):
             import torch

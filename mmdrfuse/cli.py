@@ -39,9 +39,11 @@ def main(argv: list[str] | None = None) -> int:
     from mmdrfuse.errors import MMDRFuseError
 
     args = build_parser().parse_args(argv)
+    from mmdrfuse.lock import interrupt_on_sigterm
     from mmdrfuse.memory import keep_freed_memory
 
     keep_freed_memory()  # a command owns its process: keep freed maps warm (see mmdrfuse/memory.py)
+    interrupt_on_sigterm()  # kill PID: locks released, no temp files left (mmdrfuse/lock.py)
     if getattr(args, "_missing", False):
         print(f"error: 'mmdrfuse {args.command}' is not implemented yet", file=sys.stderr)
         return 2

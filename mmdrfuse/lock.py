@@ -93,3 +93,19 @@ class WorkLock:
 
     def __exit__(self, *exc) -> None:
         self.release()
+
+
+def interrupt_on_sigterm() -> bool:
+    """Make SIGTERM (``kill PID``, a job scheduler's stop) unwind like Ctrl-C: ``with`` blocks release their work
+    locks and atomic writes remove their temporary files before the process ends. For a command's main thread;
+    returns False where a handler cannot be installed (not the main thread)."""
+    import signal
+
+    def _raise(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    try:
+        signal.signal(signal.SIGTERM, _raise)
+    except ValueError:
+        return False
+    return True

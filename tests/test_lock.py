@@ -61,3 +61,17 @@ def test_live_or_foreign_lock_is_respected(tmp_path):
     assert WorkLock(path).wait_released(poll_s=0.01, timeout_s=5)  # the holder died: stale, not waited for
     path.write_text(f"some-other-host {_dead_pid()}\n")  # another host's pid cannot be checked from here
     assert not WorkLock(path).stale() and not WorkLock(path).acquire()
+
+
+def test_sigterm_unwinds_and_releases_the_lock(tmp_path):
+    """A command killed with SIGTERM leaves no lock behind (interrupt_on_sigterm turns it into KeyboardInterrupt)."""
+    path = tmp_path / "job.lock"
+    code = (f"import os, signal\nfrom mmdrfuse.lock import WorkLock, interrupt_on_sigterm\n"
+            f"assert interrupt_on_sigterm()\n"
+            f"with WorkLock({str(path)!r}) as got:\n"
+            f"    assert got and os.path.exists({str(path)!r})\n"
+            f"    os.kill(os.getpid(), signal.SIGTERM)\n"
+            f"    import time; time.sleep(30)\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode != 0 and "KeyboardInterrupt" in proc.stderr
+    assert not path.exists()
