@@ -225,7 +225,10 @@ def build_context(args: argparse.Namespace) -> Context:
     if args.datasets:
         for d in args.datasets:
             data.get(d)  # unknown names fail early with a did-you-mean
-    ctx = Context(profile=args.profile, settings=profiles[args.profile], data_root=paths.data_root(args.data_root),
+    settings = dict(profiles[args.profile])
+    if getattr(args, "baselines", None):
+        settings["baselines"] = args.baselines
+    ctx = Context(profile=args.profile, settings=settings, data_root=paths.data_root(args.data_root),
                   weights_root=paths.weights_root(args.weights_root), out_dir=out, methods=args.methods,
                   datasets=args.datasets, device=args.device, seeds=args.seeds, cache=FusedCache(cache_root, progress=not args.quiet),
                   command=" ".join(["python -m benchmarks.run", *map(shlex.quote, args.argv)]), progress=not args.quiet)
@@ -248,6 +251,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--methods", nargs="+", default=None, help="only these methods (e.g. MMDRFuse TarDAL)")
     ap.add_argument("--datasets", nargs="+", default=None, help="only these data sets (e.g. MSRS MRI-PET)")
     ap.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
+    ap.add_argument("--baselines", default=None, choices=["none", "default", "learned", "all"],
+                    help="compared methods with rows of ours (default: the profile's): default = one entry per "
+                         "method, learned = every checkpoint (e.g. the three TarDAL ones), all = also training-free")
     ap.add_argument("--seeds", type=int, nargs="+", default=None,
                     help="training seeds of table1, table2 and detection (default: each profile's)")
     ap.add_argument("--synthetic", action="store_true", help="use the synthetic demo set even if real data exists")

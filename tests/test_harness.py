@@ -390,3 +390,13 @@ def test_seeds_option_reaches_the_context(tmp_path):
     ctx = brun.build_context(args)
     assert ctx.seeds == [0, 1] and "--seeds 0 1" in ctx.command
     assert brun.build_context(brun.parse_args(["detection", "--data-root", str(tmp_path)])).seeds is None
+
+
+def test_baselines_option_overrides_the_profile(tmp_path, shared_weights):
+    base = ["table5", "--profile", "quick", "--data-root", str(tmp_path), "--weights-root", str(shared_weights)]
+    ctx = brun.build_context(brun.parse_args(base + ["--baselines", "learned", "--methods", "TarDAL"]))
+    assert ctx.settings["baselines"] == "learned"
+    assert sorted(r.weights for r in ctx.method_runs()[0]) == ["tardal++.pt", "tardal+.pt", "tardal.pt"]
+    ctx = brun.build_context(brun.parse_args(base + ["--methods", "TarDAL"]))
+    assert [r.weights for r in ctx.method_runs()[0]] == ["tardal.pt"]  # the profile's "default": one entry
+    assert brun.load_profiles()["quick"]["baselines"] == "default"      # the profile itself is not modified
