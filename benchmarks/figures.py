@@ -90,9 +90,12 @@ def fig8(detection: pd.DataFrame, times_ms: Mapping[str, float], out_stem: str |
         errs = [std.get((r.method, r.weights), 0.0) for r, _ in timed]
         if any(errs):
             ax.errorbar(xs, ys, yerr=errs, fmt="none", ecolor="0.35", elinewidth=1, capsize=3, zorder=2)
-        for (r, t), m in zip(timed, multi[[r.Index for r, _ in timed]]):
-            ax.annotate(_label(r.method, r.weights, m), (t, r.value), textcoords="offset points", xytext=(5, 5),
-                        fontsize=8)
+        same_time: dict[float, int] = {}  # labels of points at one fusion time (e.g. two MMDRFuse weights): stacked
+        for (r, t), m in sorted(zip(timed, multi[[r.Index for r, _ in timed]]), key=lambda z: -z[0][0].value):
+            k = same_time.get(t, 0)
+            same_time[t] = k + 1
+            ax.annotate(_label(r.method, r.weights, m), (t, r.value), textcoords="offset points",
+                        xytext=(5, 5 - 11 * k), fontsize=8)
         ax.set_xscale("log")
         ax.margins(y=0.15)
         lo, hi = min(xs), max(xs)
