@@ -170,7 +170,8 @@ def env_from_ctx(ctx) -> Env:
     work = getattr(ctx, "work_dir", None) or (Path(cache.root).parent / "ablations" if cache is not None
                                               else paths.cache_dir() / "ablations")
     say = getattr(ctx, "say", None)
-    return Env(profile=load_profile(ctx.profile, getattr(ctx, "seeds", None)), data_root=Path(ctx.data_root), weights_root=Path(ctx.weights_root),
+    return Env(profile=load_profile(ctx.profile, getattr(ctx, "seeds", None)), data_root=Path(ctx.data_root),
+               weights_root=Path(ctx.weights_root),
                out_dir=Path(ctx.out_dir), work_dir=Path(work), device=getattr(ctx, "device", "cpu"),
                progress=getattr(ctx, "progress", True), command=getattr(ctx, "command", "") or "",
                evaluator=getattr(ctx, "evaluator", None), log=say or (lambda m: print(m, file=sys.stderr)))

@@ -461,7 +461,7 @@ def detection_benchmark(image_dirs: Mapping[str, Path | Sequence[Path]], labels_
                       "n_test": len(split.test), "keep_class": keep_class, "yolo_weights_sha256": w_sha}
             key = hashlib.sha256(json.dumps({**config, **inputs}, sort_keys=True).encode()).hexdigest()[:16]
             mdir = work_dir / dataset / prof.name / _safe_name(method)
-            jobs.append(_Job(method=method, seed=seed, profile=one, key=key, config=config, images=images,
+            jobs.append(_Job(method=method, profile=one, key=key, config=config, images=images,
                              folders=folders, res_path=res_dir / result_name(method, seed),
                              work=mdir if seed == 0 else mdir / f"seed{seed}",  # seed 0: its folder from before seeds
                              tag=f"{method} (seed {seed})" if len(seeds) > 1 else method))
@@ -534,8 +534,7 @@ class _Job:
     """One detector to train and evaluate: a method's images with one training seed."""
 
     method: str
-    seed: int
-    profile: DetectionProfile
+    profile: DetectionProfile  # with the job's one training seed
     key: str                  # hash of everything that defines the run (settings, split, inputs)
     config: dict
     images: dict
@@ -543,6 +542,10 @@ class _Job:
     res_path: Path            # result JSON
     work: Path                # dataset links + YOLO run folder
     tag: str                  # name in log lines
+
+    @property
+    def seed(self) -> int:
+        return self.profile.seed
 
 
 def _load_result(path: Path, key: str) -> dict | None:

@@ -226,11 +226,12 @@ def build_context(args: argparse.Namespace) -> Context:
         for d in args.datasets:
             data.get(d)  # unknown names fail early with a did-you-mean
     settings = dict(profiles[args.profile])
-    if getattr(args, "baselines", None):
+    if args.baselines:
         settings["baselines"] = args.baselines
     ctx = Context(profile=args.profile, settings=settings, data_root=paths.data_root(args.data_root),
                   weights_root=paths.weights_root(args.weights_root), out_dir=out, methods=args.methods,
-                  datasets=args.datasets, device=args.device, seeds=args.seeds, cache=FusedCache(cache_root, progress=not args.quiet),
+                  datasets=args.datasets, device=args.device, seeds=args.seeds,
+                  cache=FusedCache(cache_root, progress=not args.quiet),
                   command=" ".join(["python -m benchmarks.run", *map(shlex.quote, args.argv)]), progress=not args.quiet)
     wanted = ctx.settings.get("datasets", list(data.PAPER_DATASETS))
     if args.synthetic or (not args.datasets and args.target != "list"
