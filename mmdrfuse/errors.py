@@ -19,3 +19,7 @@ class BadInputError(MMDRFuseError):
     def __init__(self, message: str, path: str | None = None):
         super().__init__(message)
         self.path = path
+
+
+class NonFiniteError(MMDRFuseError):
+    """NaN or inf where finite numbers are required (weights, inputs, network outputs)."""

@@ -7,9 +7,12 @@ skips finished outputs unless ``overwrite``, so an interrupted run resumes where
 """
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -19,7 +22,8 @@ import torch
 from PIL import Image
 
 from mmdrfuse import io as mio
-from mmdrfuse.errors import BadInputError, MMDRFuseError
+from mmdrfuse.atomic import check_out_dir, remove_stale_temps
+from mmdrfuse.errors import BadInputError, MMDRFuseError, NonFiniteError
 
 
 class MMDRFuseMethod:
@@ -30,6 +34,10 @@ class MMDRFuseMethod:
     def __init__(self, model: torch.nn.Module, save: str = "minmax", fast: bool = True, info: dict | None = None):
         if save not in mio.SAVE_MODES:
             raise MMDRFuseError(f"unknown --save {save!r}; expected one of {', '.join(mio.SAVE_MODES)}")
+        bad = [n for n, t in model.state_dict().items() if t.is_floating_point() and not torch.isfinite(t).all()]
+        if bad:
+            raise NonFiniteError(f"the model's weights hold NaN or inf values ({', '.join(bad[:3])}); "
+                                 "the checkpoint is corrupt or training diverged")
         self.model = model.eval()
         self.save = save
         self.info = info or {}
@@ -77,42 +85,109 @@ def get_method(method: str = "mmdrfuse", *, weights: str | os.PathLike = "offici
 
 
 # ---------------------------------------------------------------------------------------------- single pair
-def _as_gray_tensor(x, role: str) -> tuple[torch.Tensor, np.ndarray | None]:
-    """Path / PIL image / array / tensor -> (1 x 1 x H x W float32 in [0, 1], CbCr or None)."""
+def _array_to_unit(x: np.ndarray, role: str) -> np.ndarray:
+    """A numeric array -> float32 in [0, 1]: uint8 / 255, uint16 scaled to 8 bit as files are, floats as they are
+    (they must lie in [0, 1]). Other dtypes are refused: an int64 array of 0..255 is ambiguous, so it is not guessed."""
+    if x.dtype == np.uint8:
+        return x.astype(np.float32) / np.float32(255.0)
+    if x.dtype == np.uint16:
+        return np.rint(x.astype(np.float64) / 257.0).astype(np.float32) / np.float32(255.0)
+    if x.dtype in (np.float16, np.float32, np.float64):
+        x = x.astype(np.float32)
+        if not np.isfinite(x).all():
+            raise NonFiniteError(f"{role} input holds NaN or inf values")
+        lo, hi = (float(x.min()), float(x.max())) if x.size else (0.0, 0.0)
+        if lo < 0.0 or hi > 1.0:
+            raise BadInputError(f"{role} input: float values must lie in [0, 1], got [{lo:g}, {hi:g}]; "
+                                "divide by 255 (8-bit data) or pass a uint8 array")
+        return x
+    raise BadInputError(f"{role} input has dtype {x.dtype}; pass uint8 or uint16 images, or floats in [0, 1]")
+
+
+def _as_gray_tensor(x, role: str, color: bool = False) -> tuple[torch.Tensor, np.ndarray | None]:
+    """Path / PIL image / array / tensor -> (1 x 1 x H x W float32 in [0, 1], CbCr or None).
+
+    Colour (H x W x 3 / 4) input must be uint8; with ``color`` the visible image gives its Y and CbCr (PIL YCbCr),
+    otherwise it is made gray with PIL's ``convert("L")``, exactly as files are read.
+    """
     if isinstance(x, (str, os.PathLike)):
-        return mio.read_ycbcr(x) if role == "vis" else (mio.read_gray(x), None)
-    if isinstance(x, Image.Image):
-        img = x if x.mode in ("L", "RGB") else x.convert("RGB")
-        if img.mode == "RGB" and role == "vis":
-            ycc = np.asarray(img.convert("YCbCr"), np.uint8)
-            return torch.from_numpy(ycc[..., 0] / np.float32(255.0))[None, None].float(), ycc[..., 1:].copy()
-        return mio.pil_to_tensor(img.convert("L")), None
-    if isinstance(x, np.ndarray):
-        if x.dtype == np.uint8:
-            return _as_gray_tensor(Image.fromarray(x), role)
-        x = torch.from_numpy(np.asarray(x, np.float32))
-    if isinstance(x, torch.Tensor):
-        t = x.float()
-        while t.dim() < 4:
-            t = t.unsqueeze(0)
-        if t.shape[1] != 1:
-            raise BadInputError(f"{role} tensor must have one channel (gray in [0, 1]), got shape {tuple(x.shape)}")
-        return t, None
-    raise BadInputError(f"cannot read {role} input of type {type(x).__name__}")
+        arr = mio.read_array(x)
+    elif isinstance(x, Image.Image):
+        arr = np.asarray(x if x.mode in ("L", "RGB") else x.convert("RGB"), np.uint8)
+    elif isinstance(x, (np.ndarray, torch.Tensor)):
+        arr = x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else x
+        if arr.ndim == 3 and arr.shape[-1] in (3, 4) and arr.shape[0] not in (1,):
+            if arr.dtype != np.uint8:
+                raise BadInputError(f"{role} input: colour arrays (H x W x {arr.shape[-1]}) must be uint8, got {arr.dtype}")
+            arr = np.ascontiguousarray(arr[..., :3])
+        else:
+            squeezed = arr.reshape(arr.shape[-2:]) if arr.ndim >= 2 and int(np.prod(arr.shape[:-2])) == 1 else None
+            if squeezed is None:
+                raise BadInputError(f"{role} input must be one gray image (H x W, 1 x H x W or 1 x 1 x H x W) or "
+                                    f"H x W x 3 uint8 colour, got shape {tuple(arr.shape)}")
+            return torch.from_numpy(np.ascontiguousarray(_array_to_unit(squeezed, role)))[None, None], None
+    else:
+        raise BadInputError(f"cannot read {role} input of type {type(x).__name__}")
+    if color:
+        return mio.split_ycbcr(arr)
+    return mio.u8_to_tensor(mio.gray_u8(arr)), None
+
+
+_MIN_SIDE = 2  # the student's reflection padding needs two pixels per side
+
+
+def check_min_size(shape, where: str, min_side: int = _MIN_SIDE) -> None:
+    h, w = int(shape[-2]), int(shape[-1])
+    if h < min_side or w < min_side:
+        raise BadInputError(f"{where}: {w}x{h} is too small to fuse (at least {min_side}x{min_side} pixels)", where)
+
+
+def check_device(device: str | torch.device) -> torch.device:
+    """A torch device that exists here, or one line saying why not."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise MMDRFuseError(f"--device {device!r}: {str(exc).splitlines()[0]}; use cpu or cuda[:N]") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise MMDRFuseError(f"--device {device}: CUDA is not available on this machine; use --device cpu")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise MMDRFuseError(f"--device {device}: only {torch.cuda.device_count()} CUDA device(s) here")
+    elif dev.type != "cpu":
+        raise MMDRFuseError(f"--device {device}: only cpu and cuda are supported")
+    return dev
+
+
+@functools.lru_cache(maxsize=4)
+def _cached_method(weights: str, path: str, mtime_ns: int, size: int, device: str, save: str) -> "MMDRFuseMethod":
+    """Loaded methods keyed by the checkpoint file's identity (path, mtime, size): a changed file loads again."""
+    return MMDRFuseMethod.from_weights(weights, device=device, save=save)
+
+
+def _method_for(weights, device, save) -> "MMDRFuseMethod":
+    from mmdrfuse.checkpoints import resolve
+
+    path = resolve(weights)
+    st = path.stat()
+    return _cached_method(str(weights), str(path), st.st_mtime_ns, st.st_size, str(check_device(device)), save)
 
 
 def fuse_pair(ir, vis, *, method=None, weights: str | os.PathLike = "official-student", color: bool = False,
               save: str = "minmax", device: str | torch.device = "cpu") -> np.ndarray:
-    """Fuse one pair (paths, PIL images, uint8 arrays or [0, 1] tensors) and return the 8-bit image.
+    """Fuse one pair (paths, PIL images, arrays or tensors) and return the 8-bit image.
 
+    Accepted inputs: file paths; PIL images; uint8 / uint16 arrays or tensors (gray H x W, or colour H x W x 3);
+    float arrays or tensors with values in [0, 1] (gray only). Anything else raises :class:`BadInputError`.
     Gray H x W by default; with ``color`` the visible image's Y channel is fused and recombined with its CbCr
-    (H x W x 3). ``method`` is a fusion method object (default: MMDRFuse with ``weights``).
+    (H x W x 3). ``method`` is a fusion method object (default: MMDRFuse with ``weights``, loaded once and reused
+    while the checkpoint file is unchanged).
     """
-    m = method or get_method("mmdrfuse", weights=weights, device=device, save=save)
+    m = method or _method_for(weights, device, save)
     a, _ = _as_gray_tensor(ir, "ir")
-    b, cbcr = _as_gray_tensor(vis, "vis") if color else (_as_gray_tensor(vis, "ir")[0], None)
+    b, cbcr = _as_gray_tensor(vis, "vis", color=color)
     if a.shape[-2:] != b.shape[-2:]:
         raise BadInputError(f"size mismatch: ir {tuple(a.shape[-2:])} vs vis {tuple(b.shape[-2:])}")
+    check_min_size(a.shape, "input")
     y8 = m.to_uint8(m.fuse(a, b))
     return np.asarray(mio.recombine_color(y8, cbcr)) if (color and cbcr is not None) else y8
 
@@ -133,40 +208,70 @@ class FuseSummary:
         return 1000.0 * self.seconds / self.n_fused if self.n_fused else float("nan")
 
     def line(self) -> str:
-        s = (f"{self.n_pairs} pairs: {self.n_fused} fused, {self.n_existing} already done, {len(self.skipped)} skipped; "
-             f"{self.seconds:.2f} s total, {self.ms_per_pair:.1f} ms per pair "
-             f"({1000.0 * self.fuse_seconds / max(self.n_fused, 1):.2f} ms in the network)")
-        return s
+        return (f"{self.n_pairs} pairs: {self.n_fused} fused, {self.n_existing} already done, {len(self.skipped)} "
+                f"skipped; {self.seconds:.2f} s total, {self.ms_per_pair:.1f} ms per pair "
+                f"({1000.0 * self.fuse_seconds / max(self.n_fused, 1):.2f} ms in the network)")
+
+
+def check_folders(out_dir, *inputs) -> None:
+    """Refuse an output folder that is, contains or lies inside an input folder, and two equal input folders."""
+    out = Path(out_dir).resolve()
+    ins = [Path(d).resolve() for d in inputs]
+    for i, d in enumerate(ins):
+        if out == d or out.is_relative_to(d) or d.is_relative_to(out):
+            rel = "is" if out == d else ("lies inside" if out.is_relative_to(d) else "contains")
+            raise MMDRFuseError(f"{out_dir}: the output folder {rel} the input folder {inputs[i]}; "
+                                "choose a separate output folder (sources are never overwritten)")
+    if len(set(ins)) < len(ins):
+        raise MMDRFuseError(f"{inputs[0]}: --ir and --vis name the same folder; give the two modalities' folders")
+    check_out_dir(out_dir)
 
 
 def _load_item(pair: mio.Pair, color: bool, method=None):
-    """Read one pair; a method with its own reading quirk (``preprocess(ir_path, vis_path)``) reads gray pairs itself."""
-    reader = getattr(method, "preprocess", None)
-    if reader is not None and not color:
-        ir, vis = reader(pair.ir, pair.vis)
-        cbcr = None
-    else:
-        ir = mio.read_gray(pair.ir)
-        vis, cbcr = mio.read_ycbcr(pair.vis) if color else (mio.read_gray(pair.vis), None)
+    """Read one pair; a method with its own reading quirk (``preprocess(ir_path, vis_path)``) reads gray pairs itself.
+
+    Runs in a reader thread; every failure a file can cause comes back as :class:`BadInputError`."""
+    try:
+        reader = getattr(method, "preprocess", None)
+        if reader is not None and not color:
+            ir, vis = reader(pair.ir, pair.vis)
+            cbcr = None
+        else:
+            ir = mio.read_gray(pair.ir)
+            vis, cbcr = mio.read_ycbcr(pair.vis) if color else (mio.read_gray(pair.vis), None)
+    except MemoryError:
+        raise BadInputError(f"{pair.ir}: not enough memory to read this pair", str(pair.ir)) from None
     if ir.shape != vis.shape:
         raise BadInputError(f"{pair.vis}: size {tuple(vis.shape[-2:])} differs from {pair.ir} "
                             f"{tuple(ir.shape[-2:])}; resize or register the pair first", str(pair.vis))
+    check_min_size(ir.shape, str(pair.ir), getattr(method, "min_size", _MIN_SIDE))
     return ir, vis, cbcr
+
+
+def _write_item(method, out: torch.Tensor, target: Path, cbcr, color: bool) -> Path:
+    y8 = method.to_uint8(out)
+    mio.save_image(target, mio.recombine_color(y8, cbcr) if (color and cbcr is not None) else y8)
+    return target
 
 
 def fuse_folder(ir_dir: str | os.PathLike, vis_dir: str | os.PathLike, out_dir: str | os.PathLike, method=None, *,
                 model: torch.nn.Module | None = None, weights: str | os.PathLike = "official-student",
                 weights_root: str | os.PathLike | None = None, device: str | torch.device = "cpu",
                 save: str = "minmax", color: bool = False, skip_bad: bool = False, overwrite: bool = False,
-                batch_size: int = 1, progress: bool = True, ext: str = ".png") -> FuseSummary:
+                batch_size: int = 1, progress: bool = True, ext: str = ".png", workers: int | None = None) -> FuseSummary:
     """Fuse every pair (matched by stem) of two folders into ``out_dir/<stem><ext>``; resumable.
 
-    Pairs of equal size are batched ``batch_size`` at a time. Bad pairs raise :class:`BadInputError` unless
-    ``skip_bad``, in which case they are listed in ``summary.skipped``.
+    Reading and writing (PNG decoding and encoding release the GIL) run in ``workers`` threads (default: torch's
+    thread count) while the network runs: a pipeline. Pairs of equal size are batched ``batch_size`` at a time.
+    Bad pairs raise :class:`BadInputError` unless ``skip_bad``, in which case they are listed in
+    ``summary.skipped``. Temp files left by a killed earlier run are removed first.
     """
     from tqdm import tqdm
 
     t0 = time.perf_counter()
+    if batch_size < 1:
+        raise MMDRFuseError("--batch-size must be >= 1")
+    check_folders(out_dir, ir_dir, vis_dir)
     if method is None:
         method = MMDRFuseMethod(model, save=save) if model is not None else get_method(
             "mmdrfuse", weights=weights, weights_root=weights_root, device=device, save=save)
@@ -183,41 +288,77 @@ def fuse_folder(ir_dir: str | os.PathLike, vis_dir: str | os.PathLike, out_dir: 
         else:
             todo.append((p, target))
     out_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(out_dir)
+    workers = max(1, workers or torch.get_num_threads())
     bar = tqdm(total=len(todo), desc=f"fuse {Path(ir_dir).parent.name or ir_dir}", unit="pair",
                disable=not progress, file=sys.stderr)
-    i = 0
-    while i < len(todo):
-        batch, shapes = [], None
-        while i < len(todo) and len(batch) < max(1, batch_size):
-            pair, target = todo[i]
-            try:
-                item = _load_item(pair, color, method)
-            except BadInputError as exc:
-                if not skip_bad:
-                    raise
-                summary.skipped.append(str(exc))
-                i += 1
+    lookahead = 2 * workers + batch_size
+    with ThreadPoolExecutor(workers, thread_name_prefix="fuse-io") as pool:
+        reads: deque = deque()
+        writes: deque = deque()
+        nxt = 0
+
+        def refill():
+            nonlocal nxt
+            while nxt < len(todo) and len(reads) < lookahead:
+                pair, target = todo[nxt]
+                reads.append((pair, target, pool.submit(_load_item, pair, color, method)))
+                nxt += 1
+
+        def drain(limit: int):
+            while len(writes) > limit:
+                summary.outputs.append(writes.popleft().result())
+                summary.n_fused += 1
                 bar.update(1)
-                continue
-            if shapes is not None and item[0].shape != shapes:
-                break  # a new size starts the next batch
-            shapes = item[0].shape
-            batch.append((pair, target, item))
-            i += 1
-        if not batch:
-            continue
-        ir = torch.cat([b[2][0] for b in batch])
-        vis = torch.cat([b[2][1] for b in batch])
-        tf = time.perf_counter()
-        out = method.fuse(ir, vis)
-        summary.fuse_seconds += time.perf_counter() - tf
-        for k, (pair, target, (_, _, cbcr)) in enumerate(batch):
-            y8 = method.to_uint8(out[k:k + 1])
-            img = mio.recombine_color(y8, cbcr) if (color and cbcr is not None) else y8
-            mio.save_image(target, img)
-            summary.outputs.append(target)
-            summary.n_fused += 1
-        bar.update(len(batch))
+
+        try:
+            refill()
+            while reads:
+                batch = []
+                while reads and len(batch) < batch_size:
+                    pair, target, fut = reads[0]
+                    try:
+                        item = fut.result()
+                    except BadInputError as exc:
+                        if not skip_bad:
+                            raise
+                        reads.popleft()
+                        summary.skipped.append(str(exc))
+                        bar.update(1)
+                        refill()
+                        continue
+                    if batch and item[0].shape != batch[0][2][0].shape:
+                        break  # a new size starts the next batch
+                    reads.popleft()
+                    batch.append((pair, target, item))
+                    refill()
+                if not batch:
+                    continue
+                ir = torch.cat([b[2][0] for b in batch])
+                vis = torch.cat([b[2][1] for b in batch])
+                tf = time.perf_counter()
+                try:
+                    out = method.fuse(ir, vis)
+                except (MemoryError, RuntimeError) as exc:
+                    if isinstance(exc, RuntimeError) and "alloc" not in str(exc).lower():
+                        raise
+                    where = batch[0][0].ir
+                    msg = f"{where}: not enough memory to fuse {tuple(ir.shape[-2:])} x {len(batch)}"
+                    if not skip_bad:
+                        raise BadInputError(msg + "; use --batch-size 1 or smaller images", str(where)) from None
+                    summary.skipped.append(msg)
+                    bar.update(len(batch))
+                    continue
+                summary.fuse_seconds += time.perf_counter() - tf
+                for k, (pair, target, (_, _, cbcr)) in enumerate(batch):
+                    writes.append(pool.submit(_write_item, method, out[k:k + 1], target, cbcr, color))
+                drain(lookahead)
+            drain(0)
+        finally:
+            for _, _, fut in reads:
+                fut.cancel()
+            for fut in writes:
+                fut.cancel()
     bar.close()
     summary.seconds = time.perf_counter() - t0
     return summary
@@ -242,11 +383,14 @@ def add_arguments(p) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
+RESUME_HINT = "rerun the same command to resume (finished images are kept)"
+
+
 def run(args) -> int:
-    if args.device.startswith("cuda") and not torch.cuda.is_available():
-        raise MMDRFuseError(f"--device {args.device}: CUDA is not available on this machine; use --device cpu")
+    check_device(args.device)
     if args.batch_size < 1:
         raise MMDRFuseError("--batch-size must be >= 1")
+    check_folders(args.out, args.ir, args.vis)
     method = get_method(args.method, weights=args.weights, weights_root=args.weights_root, device=args.device,
                         save=args.save)
     s = fuse_folder(args.ir, args.vis, args.out, method, color=args.color, skip_bad=args.skip_bad,
