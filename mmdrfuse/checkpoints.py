@@ -124,6 +124,8 @@ def _infer_model(state_dict: dict[str, torch.Tensor]) -> nn.Module:
     keys = set(state_dict)
     if {"conv1.1.weight", "conv2.1.weight"} <= keys and "conv3.1.weight" not in keys:
         w1 = state_dict["conv1.1.weight"]
+        if w1.dim() != 4:
+            raise MMDRFuseError(f"student conv1 weight has shape {tuple(w1.shape)}, not hidden x 2 x 3 x 3")
         return Student(StudentConfig(hidden=int(w1.shape[0]), in_channels=int(w1.shape[1])))
     if "conv00.1.weight" in keys:
         return Teacher()
@@ -163,9 +165,35 @@ def load_state(path: str | os.PathLike) -> tuple[nn.Module, dict]:
         first = str(exc).strip().splitlines()
         detail = next((ln.strip() for ln in first[1:] if ln.strip()), first[0] if first else "")
         raise MMDRFuseError(f"{path}: checkpoint does not fit the {type(model).__name__} ({detail[:200]})") from None
+    _check_fusable(model, path)
+    bad = [k for k, t in sd.items() if t.is_floating_point() and not torch.isfinite(t).all()]
+    if bad:
+        raise MMDRFuseError(f"{path}: weights hold NaN or inf values ({', '.join(bad[:3])}); the checkpoint is corrupt "
+                            "or came from a diverged training run")
     info["weights_sha256"] = sha256_state_dict(sd)
     info["config"] = config_dict(model)
     return model.eval(), info
+
+
+def _check_fusable(model: nn.Module, path: Path) -> None:
+    """Only networks that take the (IR, visible) pair fuse: a student with another input width is refused here,
+    not by a torch error on the first image."""
+    if isinstance(model, Student) and model.config.in_channels != 2:
+        raise MMDRFuseError(f"{path}: student takes {model.config.in_channels} input channel(s); a fusion network "
+                            "takes 2 (IR/MRI and visible/PET/SPECT)")
+
+
+def verify_named(name: str, path: Path, model: nn.Module | None = None) -> None:
+    """A named file must be what its name says: the pinned sha256 (where one is known) and the right network kind."""
+    entry = WEIGHTS.get(str(name))
+    if entry is None:
+        return
+    if entry.sha256 and sha256_file(path) != entry.sha256:
+        raise MMDRFuseError(f"{path}: not the file named {name!r} (sha256 differs from the pinned {entry.sha256[:12]}...); "
+                            f"replace it: mmdrfuse weights download {name}")
+    if model is not None and type(model).__name__.lower() != entry.kind:
+        raise MMDRFuseError(f"{path}: holds a {type(model).__name__.lower()}, but {name!r} is a {entry.kind}; "
+                            "the file is misplaced")
 
 
 def resolve(name_or_path: str | os.PathLike, weights_root: str | os.PathLike | None = None, *,
@@ -196,7 +224,9 @@ def load_model(name_or_path: str | os.PathLike = "official-student", device: str
                weights_root: str | os.PathLike | None = None, *, with_info: bool = False,
                allow_download: bool = False):
     """Load named weights or a checkpoint file into the right network, in eval mode, on ``device``."""
-    model, info = load_state(resolve(name_or_path, weights_root, allow_download=allow_download))
+    path = resolve(name_or_path, weights_root, allow_download=allow_download)
+    model, info = load_state(path)
+    verify_named(str(name_or_path), path, model)
     info["name"] = str(name_or_path)
     model = model.to(device)
     return (model, info) if with_info else model
@@ -216,6 +246,18 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, provenance: dict 
 
 
 # ------------------------------------------------------------------------------------------------------- CLI
+def _status(name: str, path: Path) -> str:
+    """``found``, ``missing`` or ``WRONG`` (a file that fails the sha256 / architecture check) for ``weights list``."""
+    if not path.is_file():
+        return "missing"
+    try:
+        model, _ = load_state(path)
+        verify_named(name, path, model)
+    except MMDRFuseError:
+        return "WRONG"
+    return "found"
+
+
 def add_arguments(p) -> None:
     sub = p.add_subparsers(dest="action", metavar="ACTION")
     sub.required = True
@@ -230,7 +272,7 @@ def run(args) -> int:
     if args.action == "list":
         for n, e in WEIGHTS.items():
             p = e.local_path(args.weights_root)
-            print(f"{n:18s} {e.kind:8s} {'found' if p.is_file() else 'missing':8s} {p}  {e.description}")
+            print(f"{n:18s} {e.kind:8s} {_status(n, p):10s} {p}  {e.description}")
         return 0
     for n in args.names:
         if n not in WEIGHTS:
