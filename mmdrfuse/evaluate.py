@@ -187,8 +187,12 @@ def _list_metrics() -> int:
     return 0
 
 
+RESUME_HINT = "nothing was written (--out is written at the end); rerun the command to start again"
+
+
 def run(args: argparse.Namespace) -> int:
     from tabulate import tabulate
+    from mmdrfuse.atomic import check_out_file
 
     if args.list_metrics:
         return _list_metrics()
@@ -203,6 +207,8 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     if args.out and Path(args.out).suffix.lower() != ".csv":
         raise MMDRFuseError(f"{args.out}: --out must name a .csv file")
+    if args.out:
+        check_out_file(args.out, "--out CSV")  # before any metric is computed
     try:
         device = torch.device(args.device)
         torch.empty(0, device=device)

@@ -25,6 +25,7 @@ from mmdrfuse.models import Student, config_dict
 INPUT_NAME = "ir_vis"
 OUTPUT_NAME = "fused"
 MIN_OPSET = 11  # Pad with mode="reflect" and pads as an input
+PARITY_TOL = 1e-5  # max |onnxruntime - PyTorch| accepted by the export check
 
 
 def build_onnx(student: Student, opset: int = 17, doc: str = ""):
@@ -85,28 +86,45 @@ def _max_ir_version(opset: int) -> int:
         return IR_VERSION
 
 
-def export_onnx(student: Student, path: str | Path, opset: int = 17, doc: str = "") -> Path:
-    """Write ``student`` as ONNX to ``path`` (atomically) with dynamic batch, height and width; return the path."""
-    model = build_onnx(student, opset=opset, doc=doc)
-    path = Path(path)
+def export_onnx(student: Student, path: str | Path, opset: int = 17, doc: str = "", verify: bool = False) -> Path:
+    """Write ``student`` as ONNX to ``path`` with dynamic batch, height and width; return the path.
+
+    With ``verify`` the graph is first run by onnxruntime against PyTorch (:func:`verify_onnx`) and nothing is written
+    unless they agree within 1e-5; the file appears atomically either way (never half-written).
+    """
+    return _export(student, Path(path), opset, doc, verify)[0]
+
+
+def _export(student: Student, path: Path, opset: int, doc: str, verify: bool) -> tuple[Path, float | None]:
+    """:func:`export_onnx`, also returning the parity error (None when not verified)."""
+    data = build_onnx(student, opset=opset, doc=doc).SerializeToString()
+    err = None
+    if verify:
+        err = verify_onnx(student, data)
+        if not err <= PARITY_TOL:  # NaN fails too
+            raise MMDRFuseError(f"{path}: onnxruntime output differs from PyTorch by {err:.2e} (> {PARITY_TOL:g}); "
+                                "nothing was written")
     with atomic_path(path) as tmp:
-        tmp.write_bytes(model.SerializeToString())
-    return path
+        tmp.write_bytes(data)
+    return path, err
 
 
-def onnx_session(path: str | Path, threads: int | None = None):
-    """An onnxruntime CPU session for an exported file (``threads`` intra-op threads, default: torch's)."""
+def onnx_session(path: str | Path | bytes, threads: int | None = None):
+    """An onnxruntime CPU session for an exported file or serialised model (``threads``: default torch's)."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads or torch.get_num_threads()
     opts.inter_op_num_threads = 1
     opts.log_severity_level = 3
-    return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+    src = path if isinstance(path, bytes) else str(path)
+    return ort.InferenceSession(src, sess_options=opts, providers=["CPUExecutionProvider"])
 
 
-def verify_onnx(model: nn.Module, path: str | Path, shapes=((1, 2, 67, 93), (2, 2, 32, 48)), seed: int = 0) -> float:
-    """Max |onnxruntime - PyTorch| over random inputs of ``shapes`` (needs onnxruntime)."""
+def verify_onnx(model: nn.Module, path: str | Path | bytes, shapes=((1, 2, 67, 93), (2, 2, 32, 48)),
+                seed: int = 0) -> float:
+    """Max |onnxruntime - PyTorch| over random inputs of ``shapes`` (needs onnxruntime); NaN if either side gives a
+    non-finite value, so that ``err <= tol`` fails for it."""
     sess = onnx_session(path)
     g = torch.Generator().manual_seed(seed)
     worst = 0.0
@@ -115,6 +133,8 @@ def verify_onnx(model: nn.Module, path: str | Path, shapes=((1, 2, 67, 93), (2, 
         with torch.no_grad():
             ref = model(x)
         got = torch.from_numpy(sess.run([OUTPUT_NAME], {INPUT_NAME: x.numpy()})[0])
+        if not (torch.isfinite(got).all() and torch.isfinite(ref).all()):
+            return float("nan")
         worst = max(worst, float((got - ref).abs().max()))
     return worst
 
@@ -140,31 +160,35 @@ def _load_student(weights: str, weights_root: str | None) -> nn.Module:
 
 
 def run(args: argparse.Namespace) -> int:
+    from mmdrfuse.atomic import check_out_file
+
     out = Path(args.out)
-    if args.opset < MIN_OPSET:
-        raise MMDRFuseError(f"--opset {args.opset} is too old for reflection padding; use --opset {MIN_OPSET} or newer")
     try:
-        import onnx  # noqa: F401
+        import onnx
     except ImportError:
         raise MMDRFuseError("ONNX export needs the onnx package: pip install onnx (or pip install 'mmdrfuse[bench]')")
+    newest = onnx.defs.onnx_opset_version()
+    if not MIN_OPSET <= args.opset <= newest:
+        raise MMDRFuseError(f"--opset {args.opset}: this onnx ({onnx.__version__}) writes opsets {MIN_OPSET}..{newest} "
+                            "(reflection padding needs >= 11)")
+    check_out_file(out, "--out file")
     model = _load_student(args.weights, getattr(args, "weights_root", None)).eval()
     if not isinstance(model, Student):
         raise MMDRFuseError(f"{args.weights}: only the student can be exported to ONNX; pass student weights "
                             "(e.g. --weights official-student)")
-    if out.is_dir():
-        raise MMDRFuseError(f"{out}: is a folder; give a file name such as {out / 'student.onnx'}")
-    export_onnx(model, out, opset=args.opset, doc=f"MMDRFuse student, weights: {args.weights}")
-    msg = f"wrote {out} (student, hidden={model.config.hidden}, {model.num_params()} params, opset {args.opset}"
-    if not args.no_verify:
+    verify = not args.no_verify
+    note = ""
+    if verify:
         try:
             import onnxruntime  # noqa: F401
         except ImportError:
-            msg += "; not verified: onnxruntime is not installed"
-        else:
-            err = verify_onnx(model, out)
-            if not err <= 1e-5:
-                raise MMDRFuseError(f"{out}: onnxruntime output differs from PyTorch by {err:.2e} (> 1e-5); "
-                                    "please report this with your onnx/onnxruntime versions")
-            msg += f"; onnxruntime vs PyTorch max |diff| = {err:.1e}"
+            verify, note = False, "; not verified: onnxruntime is not installed"
+    try:
+        _, err = _export(model, out, args.opset, f"MMDRFuse student, weights: {args.weights}", verify)
+    except (ValueError, onnx.checker.ValidationError) as exc:
+        raise MMDRFuseError(f"{out}: the ONNX graph did not validate at opset {args.opset} "
+                            f"({str(exc).splitlines()[0][:160]}); nothing was written") from None
+    msg = f"wrote {out} (student, hidden={model.config.hidden}, {model.num_params()} params, opset {args.opset}"
+    msg += f"; onnxruntime vs PyTorch max |diff| = {err:.1e}" if verify else note
     print(msg + ")")
     return 0

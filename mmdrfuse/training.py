@@ -238,10 +238,39 @@ def load_config(name_or_path: str | os.PathLike | dict | None = None, kind: str 
         raise MMDRFuseError(f"{where}: kind must be one of {KINDS}, got {cfg.kind!r}")
     if cfg.loss.distill_mode not in losses.DISTILL_MODES:
         raise MMDRFuseError(f"{where}: loss.distill_mode must be one of {losses.DISTILL_MODES}")
+    for key, value, least in (("optim.epochs", cfg.optim.epochs, 1), ("optim.batch_size", cfg.optim.batch_size, 1),
+                              ("data.patch_size", cfg.data.patch_size, 8)):
+        if not value >= least:
+            raise MMDRFuseError(f"{where}: {key} must be >= {least}, got {value}")
+    if not cfg.optim.lr > 0:
+        raise MMDRFuseError(f"{where}: optim.lr must be > 0, got {cfg.optim.lr}")
     return cfg
 
 
 # ---------------------------------------------------------------------------------------------- checkpoints
+def _load_state(path: Path) -> dict:
+    """The resumable state of a run, or one line saying it cannot be used (truncated or foreign file)."""
+    try:
+        st = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # noqa: BLE001 - any unpickling/zip error means a corrupt file
+        raise MMDRFuseError(f"{path}: cannot read the saved training state ({exc.__class__.__name__}); the file is "
+                            "truncated or corrupt: start a new run in another --out-dir") from None
+    if not isinstance(st, dict) or not {"recipe", "world", "model", "optimizer", "epoch"} <= set(st):
+        raise MMDRFuseError(f"{path}: not a training state written by 'mmdrfuse train'")
+    return st
+
+
+def _check_banks(path: Path) -> None:
+    """Read every array of a saved refresh-bank file once (a truncated .npz fails here with one line)."""
+    try:
+        with np.load(path) as z:
+            for key in ("s_data", "s_filled", "g_data", "g_filled"):
+                z[key]
+    except Exception as exc:  # noqa: BLE001 - zip/pickle/format errors all mean a corrupt file
+        raise MMDRFuseError(f"{path}: cannot restore the refresh banks ({exc.__class__.__name__}); the file is "
+                            "missing or corrupt: start a new run in another --out-dir") from None
+
+
 def _save_model(path: str | os.PathLike, model: nn.Module, provenance: dict) -> Path:
     """Write the trained network in the project's checkpoint format (:func:`mmdrfuse.checkpoints.save_checkpoint`)."""
     from mmdrfuse.checkpoints import save_checkpoint
@@ -516,7 +545,7 @@ def _train(cfg: TrainConfig, out_dir: Path, resume: bool, data_root, weights_roo
 
     start_epoch, rows, resumed_from = 0, [], None
     if resume and state_path.exists():
-        st = torch.load(state_path, map_location="cpu", weights_only=False)
+        st = _load_state(state_path)
         if st["recipe"] != cfg.recipe_hash() or st["world"] != world:
             raise MMDRFuseError(f"{state_path}: was written by a different recipe or process count; "
                                 "resume with the same config and torchrun size, or choose another --out-dir")
@@ -524,7 +553,9 @@ def _train(cfg: TrainConfig, out_dir: Path, resume: bool, data_root, weights_roo
         optimizer.load_state_dict(st["optimizer"])
         start_epoch = resumed_from = st["epoch"] + 1
         if refresh is not None:
-            refresh.load(out_dir / f"banks-rank{rank}.npz")
+            banks = out_dir / f"banks-rank{rank}.npz"
+            _check_banks(banks)
+            refresh.load(banks)
         rows = _read_log(out_dir / "log.csv")
         rows = [r for r in rows if int(r["epoch"]) < start_epoch]
 
@@ -653,6 +684,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
+RESUME_HINT = "finished epochs are saved: rerun with --resume to continue"
+
+
 def run(args: argparse.Namespace) -> int:
     overrides: dict[str, Any] = {}
     for item in args.overrides:
@@ -669,6 +703,19 @@ def run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, args.kind, overrides)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     out_dir = args.out_dir or str(Path("runs") / f"train-{cfg.kind}-{cfg.profile}")
+    from mmdrfuse.atomic import check_out_dir, check_out_file
+    from mmdrfuse.fusion import check_device
+
+    check_device(args.device)
+    check_out_dir(out_dir, "run folder (--out-dir)")
+    if args.output:
+        check_out_file(args.output, "--output checkpoint")
+    if args.resume:  # a corrupt state is reported now, not after the data and networks are loaded
+        if not (Path(out_dir) / "state.pt").is_file():
+            raise MMDRFuseError(f"{out_dir}: no saved state to resume (state.pt); drop --resume to start the run")
+        _load_state(Path(out_dir) / "state.pt")
+        for banks in sorted(Path(out_dir).glob("banks-rank*.npz")):
+            _check_banks(banks)
     res = train(cfg, out_dir, resume=args.resume, data_root=args.data_root, weights_root=args.weights_root,
                 device=args.device, progress=not args.no_progress, output=args.output)
     if res.model_path is not None:
