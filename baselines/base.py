@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from mmdrfuse.errors import BadInputError, MMDRFuseError
+from mmdrfuse.errors import BadInputError, MMDRFuseError, NonFiniteError
 from mmdrfuse.paths import weights_root as _weights_root
 
 
@@ -190,6 +190,8 @@ def _plane(fused: torch.Tensor) -> np.ndarray:
         if f.shape[:-2].numel() != 1:
             raise ValueError(f"to_uint8 expects one image (1 x 1 x H x W), got shape {tuple(fused.shape)}")
         f = f.reshape(f.shape[-2:])
+    if not torch.isfinite(f).all():  # clip would turn NaN into black pixels silently
+        raise NonFiniteError("the method produced NaN or inf values; check its weights and the input images")
     return f.numpy()
 
 

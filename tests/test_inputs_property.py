@@ -175,3 +175,10 @@ def test_named_weights_are_loaded_once(tmp_path, monkeypatch):
     os.utime(p, ns=(1, 1))  # a different mtime even on coarse-clock file systems
     fuse_pair(x, x, weights=str(p))
     assert len(calls) == 2
+
+
+def test_baseline_non_finite_output_is_an_error():
+    from baselines.base import uint8_round_half_even
+
+    with pytest.raises(NonFiniteError):
+        uint8_round_half_even(torch.tensor([[[[0.5, float("inf")]]]]))
