@@ -114,8 +114,14 @@ class MethodSpec:
         """Instantiate the method on ``device``.
 
         ``weights=False`` gives the architecture only (random init; enough for params / size / MACs); ``fuse`` then
-        refuses to run. With ``weights=True`` a missing checkpoint raises :class:`MMDRFuseError`.
+        refuses to run. With ``weights=True`` a missing checkpoint, or one whose sha256 differs from the published
+        file's, raises :class:`MMDRFuseError` (a misplaced file never fuses silently).
         """
+        if weights:
+            for path, ok in self.verify(weights_root):
+                if ok is False:
+                    raise MMDRFuseError(f"{path}: not {self.display}'s published weights (sha256 differs); replace "
+                                        "the file with the published one")
         return self.factory(spec=self, device=torch.device(device), weights_root=weights_root,
                             load_weights=weights, **options)
 

@@ -445,3 +445,18 @@ def test_preprocess_reading_quirks(tmp_path, shared_weights):
     meta = baselines.get("metafusion").build("cpu", weights=False)
     ir, vis = meta.preprocess(tmp_path / "i.png", tmp_path / "v.png")
     assert ir.shape == (1, 1, 384, 512) and vis.shape == (1, 3, 384, 512)
+
+
+def test_misplaced_weights_file_is_refused(tmp_path):
+    """A file at a method's weights path that is not its published checkpoint is an error, not a silent fusion."""
+    import baselines
+
+    spec = baselines.get("tardal")
+    w = spec.weights[0]
+    if w.sha256 is None:
+        pytest.skip("no pinned sha256 for tardal's weights")
+    p = w.path(tmp_path)
+    p.parent.mkdir(parents=True)
+    p.write_bytes(b"not the published file")
+    with pytest.raises(MMDRFuseError, match="sha256 differs"):
+        spec.build(weights_root=tmp_path)
