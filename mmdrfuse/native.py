@@ -1,7 +1,7 @@
 """Compiling and caching the suite's small C kernels (the fused student in :mod:`mmdrfuse.fast`, the per-pixel
 metric terms in :mod:`mmdrfuse.metrics._native`).
 
-A kernel is C source held in a Python module, compiled on first use with the system C compiler (``$CC``, else
+A kernel is C source (a file under ``mmdrfuse/csrc/`` with its headers, or a string), compiled on first use with the system C compiler (``$CC``, else
 ``cc``/``gcc``/``clang``) into ``<user cache>/mmdrfuse/kernels`` (or ``$MMDRFUSE_KERNEL_DIR``) under a name keyed by
 a hash of source, flags, compiler version and platform, written atomically, and loaded with :mod:`ctypes`: no torch
 headers, pybind or ninja, so the first call costs ~2 s and later ones nothing. Kernels are built with ``-fopenmp``
@@ -19,6 +19,8 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
+import warnings
 from pathlib import Path
 
 import torch
@@ -26,7 +28,11 @@ import torch
 from mmdrfuse.paths import cache_dir
 
 FAST_ENV = "MMDRFUSE_FAST"  # set to 0 to disable the C kernels (plain torch paths everywhere)
-CFLAGS = ["-O3", "-std=gnu11", "-fPIC", "-shared"]  # no -ffast-math (IEEE NaN/inf), no -march=native (portable)
+CFLAGS = ["-O3", "-std=gnu11", "-fPIC", "-shared",  # no -ffast-math (IEEE NaN/inf), no -march=native (portable)
+          "-Wall", "-Wextra",
+          "-Wno-psabi"]  # psabi: GCC's note that 32-byte vectors in *static* functions of the AVX2 build pass
+                         # differently from the portable build; no such function crosses the library's ABI
+CSRC = Path(__file__).resolve().parent / "csrc"  # the C sources of the kernels
 
 
 def disabled() -> bool:
@@ -74,11 +80,21 @@ def build_library(name: str, src: str, force: bool = False, openmp: bool = True)
     return _build(name, src, force, CFLAGS)
 
 
+def source_text(filename: str) -> str:
+    """A kernel's C file under :data:`CSRC` with the local headers it includes, as one translation unit's text
+    (the build hash covers all of it, so editing a header rebuilds)."""
+    main = CSRC / filename
+    if not main.is_file():
+        raise RuntimeError(f"kernel source {main} is missing from the installed package")
+    return main.read_text()
+
+
 def _build(name: str, src: str, force: bool, flags: list[str]) -> Path:
     cc = compiler()
     if cc is None:
         raise RuntimeError("no C compiler found (set $CC or install gcc)")
-    key = hashlib.sha256("\0".join([src, " ".join(flags), compiler_version(cc), platform.machine(),
+    headers = "".join(p.read_text() for p in sorted(CSRC.glob("*.h")))
+    key = hashlib.sha256("\0".join([src, headers, " ".join(flags), compiler_version(cc), platform.machine(),
                                     sys.platform]).encode()).hexdigest()[:16]
     out_dir = kernel_dir()
     lib_path = out_dir / f"{name}_{key}.so"
@@ -89,10 +105,12 @@ def _build(name: str, src: str, force: bool, flags: list[str]) -> Path:
         c_file = Path(tmp) / f"{name}.c"
         c_file.write_text(src)
         tmp_lib = Path(tmp) / lib_path.name
-        proc = subprocess.run([cc, *flags, str(c_file), "-o", str(tmp_lib)], capture_output=True, text=True,
-                              timeout=300)
+        proc = subprocess.run([cc, *flags, f"-I{CSRC}", str(c_file), "-o", str(tmp_lib)], capture_output=True,
+                              text=True, timeout=300)
         if proc.returncode != 0:
             raise RuntimeError(f"compiling the {name} kernel with {cc} failed:\n{proc.stderr[-2000:]}")
+        if proc.stderr.strip():  # -Wall -Wextra: the sources are kept warning-free, so say so when they are not
+            warnings.warn(f"compiling the {name} kernel: {proc.stderr.strip()[:500]}", RuntimeWarning, stacklevel=2)
         os.replace(tmp_lib, lib_path)
     return lib_path
 
@@ -117,3 +135,55 @@ def load_library(path: str | os.PathLike) -> tuple[ctypes.CDLL, bool]:
     lib = ctypes.CDLL(str(path))
     after = openmp_runtimes()
     return lib, bool(before is not None and after is not None and after - before)
+
+
+class Kernel:
+    """One C library, built and loaded on first use (thread-safe), shared by every caller in the process.
+
+    ``Kernel(name, filename, signatures)``: ``filename`` under :data:`CSRC`; ``signatures`` maps each exported
+    function to ``(argtypes, restype)``. :meth:`load` returns the ctypes library or None (``error`` says why:
+    disabled, no compiler, compile error); ``openmp`` is True when its threads run on torch's OpenMP team.
+    """
+
+    def __init__(self, name: str, filename: str, signatures: dict[str, tuple[list, object]]):
+        self.name, self.filename, self.signatures = name, filename, signatures
+        self.lib: ctypes.CDLL | None = None
+        self.error: str | None = None
+        self.openmp = False
+        self._warned = False
+        self._lock = threading.Lock()
+
+    def build(self, force: bool = False, openmp: bool = True) -> Path:
+        """Compile into the kernel cache (see :func:`build_library`) and return the library's path."""
+        return build_library(self.name, source_text(self.filename), force=force, openmp=openmp)
+
+    def load(self) -> ctypes.CDLL | None:
+        if self.lib is not None or self.error is not None:
+            return self.lib
+        with self._lock:
+            if self.lib is not None or self.error is not None:
+                return self.lib
+            if disabled():
+                self.error = f"disabled by {FAST_ENV}=0"
+                return None
+            try:
+                try:
+                    lib, own_runtime = load_library(self.build())
+                except OSError:  # a damaged cached library: rebuild once
+                    lib, own_runtime = load_library(self.build(force=True))
+            except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
+                self.error = str(exc) or type(exc).__name__
+                return None
+            for fn, (argtypes, restype) in self.signatures.items():
+                getattr(lib, fn).argtypes = argtypes
+                getattr(lib, fn).restype = restype
+            omp = getattr(lib, "mmdr_openmp", None)
+            self.openmp = bool(omp and omp()) and not own_runtime
+            self.lib = lib
+        return self.lib
+
+    def warn_once(self, what: str) -> None:
+        """One RuntimeWarning per process that ``what`` runs without the kernel, with the reason."""
+        if not self._warned and self.error is not None:
+            self._warned = True
+            warnings.warn(f"{what}: {self.error.splitlines()[0]}", RuntimeWarning, stacklevel=3)

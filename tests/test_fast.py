@@ -169,9 +169,9 @@ def test_fallbacks_compute_the_plain_forward():
 
 
 def test_kernel_unavailable_falls_back_with_one_warning(monkeypatch):
-    monkeypatch.setattr(fast, "_lib", None)
-    monkeypatch.setattr(fast, "_lib_error", "no C compiler found (test)")
-    monkeypatch.setattr(fast, "_warned", False)
+    monkeypatch.setattr(fast.KERNEL, "lib", None)
+    monkeypatch.setattr(fast.KERNEL, "error", "no C compiler found (test)")
+    monkeypatch.setattr(fast.KERNEL, "_warned", False)
     m = _student(4, seed=8)
     x = torch.rand(1, 2, 16, 20)
     with pytest.warns(RuntimeWarning, match="plain forward"):
@@ -255,3 +255,43 @@ def test_speed_benchmark_bad_arguments(capsys):
     assert sf.main(["--size", "big"]) == 2
     assert sf.main(["--candidates", "plain,warp"]) == 2
     assert "unknown candidate" in capsys.readouterr().err
+
+
+@needs_kernel
+def test_kernel_sources_compile_without_warnings(monkeypatch, tmp_path):
+    """csrc/ is built with -Wall -Wextra and kept warning-free (a warning is re-raised as a RuntimeWarning)."""
+    import warnings
+
+    monkeypatch.setenv("MMDRFUSE_KERNEL_DIR", str(tmp_path / "k"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        fast.build_kernel(force=True)
+
+
+class _Wider(Student):
+    """A subclass that changes the forward: the kernel must not stand in for it."""
+
+    def forward(self, x):
+        return super().forward(x) * 0.5
+
+
+@pytest.mark.parametrize("change", ["subclass", "stride", "dilation", "no_bias", "sigmoid", "extra_layer"])
+def test_kernel_refuses_what_it_does_not_implement(change):
+    from torch import nn
+
+    m = _Wider() if change == "subclass" else _student(4, seed=1)
+    if change == "stride":
+        m.conv2[1].stride = (2, 2)
+    elif change == "dilation":
+        m.conv1[1].dilation = (2, 2)
+    elif change == "no_bias":
+        m.conv1[1].bias = None
+    elif change == "sigmoid":
+        m.conv2[2] = nn.Sigmoid()
+    elif change == "extra_layer":
+        m.conv1.append(nn.Identity())
+    assert not fast.implements(m)
+    assert fast.accelerate(m) is m
+    with pytest.raises(TypeError, match="does not implement"):
+        fast.FastStudent(m)
+    assert fast.implements(_student(4, seed=1)) and fast.implements(_student(6, seed=1))

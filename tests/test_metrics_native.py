@@ -111,7 +111,7 @@ def test_kernels_use_torchs_openmp_even_beside_a_vendored_runtime():
     code = ("import torch, sklearn.metrics\n"
             "from mmdrfuse.metrics import _native\nfrom mmdrfuse import fast\n"
             "assert _native.available() and fast.kernel_available()\n"
-            "print(_native._state['openmp'], fast._lib_openmp)\n")
+            "print(_native._state['openmp'], fast.KERNEL.openmp)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.split() == ["True", "True"], out.stdout
