@@ -33,8 +33,11 @@ def build_onnx(student: Student, opset: int = 17, doc: str = ""):
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
-    if not isinstance(student, Student):
-        raise TypeError(f"only the student can be exported to ONNX, got {type(student).__name__}")
+    from mmdrfuse.fast import implements
+
+    if not implements(student):  # the graph below is written for exactly this structure, as the C kernel is
+        raise TypeError(f"only the paper's two-layer student can be exported to ONNX, got {type(student).__name__} "
+                        "of another structure")
     if opset < MIN_OPSET:
         raise ValueError(f"opset {opset} is too old: reflection padding needs opset >= {MIN_OPSET}")
     cin = student.config.in_channels

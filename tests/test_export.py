@@ -126,3 +126,22 @@ def test_cli_bad_input_exits_2_with_one_line(tmp_path, shared_weights, capsys, c
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "\n" not in err
     assert not list(tmp_path.glob("*.onnx"))
+
+
+def test_hand_built_graph_matches_torch_exporter():
+    """The hand-written graph has the node sequence torch.onnx.export (dynamo) produces for the same student."""
+    pytest.importorskip("onnxscript")
+    from torch.export import Dim
+
+    m = Student().eval()
+    dims = {0: Dim("batch"), 2: Dim("height", min=2), 3: Dim("width", min=2)}
+    prog = torch.onnx.export(m, (torch.rand(1, 2, 16, 20),), dynamo=True, dynamic_shapes=(dims,), verbose=False)
+    ours = build_onnx(m, opset=18)
+    assert [n.op_type for n in ours.graph.node] == [n.op_type for n in prog.model_proto.graph.node]
+
+
+def test_unsupported_structure_is_refused():
+    m = Student()
+    m.conv2[2] = torch.nn.Sigmoid()
+    with pytest.raises(TypeError, match="two-layer student"):
+        build_onnx(m)
