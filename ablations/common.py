@@ -192,23 +192,9 @@ def _pairs(env: Env):
 
 def _fuse(model, pairs, folder: Path, progress: bool, desc: str) -> float:
     """Fuse ``pairs`` with ``model`` into ``folder/<stem>.png`` (per-image min-max to 8 bit); skips done images."""
-    import torch
-    from tqdm import tqdm
+    from mmdrfuse.fusion import MMDRFuseMethod, fuse_pairs
 
-    from mmdrfuse import io as mio
-    from mmdrfuse.fusion import MMDRFuseMethod
-
-    todo = [p for p in pairs if not (folder / f"{p.stem}.png").is_file()]
-    if not todo:
-        return 0.0
-    folder.mkdir(parents=True, exist_ok=True)
-    method = MMDRFuseMethod(model, save="minmax")
-    t0 = time.perf_counter()
-    with torch.inference_mode():
-        for p in tqdm(todo, desc=desc, unit="pair", disable=not progress, file=sys.stderr):
-            ir, vis = mio.read_pair(p.ir, p.vis)
-            mio.save_image(folder / f"{p.stem}.png", np.asarray(method.to_uint8(method.fuse(ir, vis)), np.uint8))
-    return time.perf_counter() - t0
+    return fuse_pairs(list(pairs), folder, MMDRFuseMethod(model, save="minmax"), progress=progress, desc=desc).seconds
 
 
 def _evaluate(env: Env, folder: Path, pairs, out_csv: Path, desc: str):

@@ -30,7 +30,6 @@ import pandas as pd
 from mmdrfuse import io as mio
 from mmdrfuse.atomic import write_json, write_text
 from mmdrfuse.errors import MMDRFuseError
-from mmdrfuse.lock import WorkLock
 
 CACHE_VERSION = 1
 
@@ -234,44 +233,18 @@ class FusedCache:
         (``.<stem>.lock``, :mod:`mmdrfuse.lock`); a process skips pairs another one holds and waits for them at
         the end, so every pair is fused once.
         """
-        from tqdm import tqdm
+        from mmdrfuse.fusion import fuse_pairs
 
         pairs = list(pairs) if pairs is not None else self.select(located)
         folder = self.folder(run, located.name)
         todo = [p for p in pairs if not (folder / f"{p.stem}.png").is_file()]
         entry = CacheEntry(folder, [p.stem for p in pairs])
         if todo:
-            method = run.build()
             folder.mkdir(parents=True, exist_ok=True)
             self._write_manifest(run, located, folder)
-            t0 = time.perf_counter()
-            import torch
-
-            def fuse_one(p: mio.Pair, wait: bool) -> bool:
-                """True once ``p``'s image exists (fused here or by another process); False: held elsewhere."""
-                out_path = folder / f"{p.stem}.png"
-                lock = WorkLock(folder / f".{p.stem}.lock")
-                while not out_path.is_file():
-                    with lock as got:
-                        if got and not out_path.is_file():
-                            pre = getattr(method, "preprocess", None)  # a baseline's own reading quirk, if any
-                            ir, vis = pre(p.ir, p.vis) if callable(pre) else mio.read_pair(p.ir, p.vis)
-                            out = method.fuse(ir, vis)
-                            mio.save_image(out_path, np.asarray(method.to_uint8(out), np.uint8))
-                            entry.n_new += 1
-                            return True
-                    if not got:
-                        if not wait:
-                            return False
-                        lock.wait_released(poll_s=0.5)
-                return True
-
-            with torch.inference_mode():
-                held = [p for p in tqdm(todo, desc=f"fuse {run.label} / {located.name}", unit="pair",
-                                        disable=not self.progress, file=sys.stderr) if not fuse_one(p, wait=False)]
-                for p in held:  # fused by another process: wait for its image
-                    fuse_one(p, wait=True)
-            entry.seconds = time.perf_counter() - t0
+            s = fuse_pairs(todo, folder, run.build(), locks=True, progress=self.progress,
+                           desc=f"fuse {run.label} / {located.name}")
+            entry.n_new, entry.seconds = s.n_fused, s.seconds
         return entry
 
     def _write_manifest(self, run: MethodRun, located, folder: Path) -> None:

@@ -14,19 +14,11 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from mmdrfuse.lock import pid_alive
+
 
 TMP_TAG = ".tmp-"
 _TMP_RE = re.compile(r"^\.(?P<name>.+)\.tmp-(?P<pid>\d+)-[A-Za-z0-9_]+")
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def remove_stale_temps(folder: str | os.PathLike) -> list[Path]:
@@ -41,7 +33,7 @@ def remove_stale_temps(folder: str | os.PathLike) -> list[Path]:
         return removed
     for p in folder.iterdir():
         m = _TMP_RE.match(p.name)
-        if m and int(m["pid"]) != os.getpid() and not _alive(int(m["pid"])) and p.is_file():
+        if m and int(m["pid"]) != os.getpid() and not pid_alive(int(m["pid"])) and p.is_file():
             with contextlib.suppress(FileNotFoundError):
                 p.unlink()
                 removed.append(p)

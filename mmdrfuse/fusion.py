@@ -24,6 +24,7 @@ from PIL import Image
 from mmdrfuse import io as mio
 from mmdrfuse.atomic import check_out_dir, remove_stale_temps
 from mmdrfuse.errors import BadInputError, MMDRFuseError, NonFiniteError
+from mmdrfuse.lock import WorkLock
 
 
 class MMDRFuseMethod:
@@ -261,23 +262,41 @@ def fuse_folder(ir_dir: str | os.PathLike, vis_dir: str | os.PathLike, out_dir: 
                 batch_size: int = 1, progress: bool = True, ext: str = ".png", workers: int | None = None) -> FuseSummary:
     """Fuse every pair (matched by stem) of two folders into ``out_dir/<stem><ext>``; resumable.
 
-    Reading and writing (PNG decoding and encoding release the GIL) run in ``workers`` threads (default: torch's
-    thread count) while the network runs: a pipeline. Pairs of equal size are batched ``batch_size`` at a time.
     Bad pairs raise :class:`BadInputError` unless ``skip_bad``, in which case they are listed in
-    ``summary.skipped``. Temp files left by a killed earlier run are removed first.
+    ``summary.skipped``. The output folder may not be, contain or lie inside an input folder. See
+    :func:`fuse_pairs` for the rest.
+    """
+    check_folders(out_dir, ir_dir, vis_dir)
+    if method is None:
+        method = MMDRFuseMethod(model, save=save) if model is not None else get_method(
+            "mmdrfuse", weights=weights, weights_root=weights_root, device=device, save=save)
+    skipped: list[str] = []
+    pairs = mio.match_stems(ir_dir, vis_dir, skip_bad=skip_bad, skipped=skipped)
+    return fuse_pairs(pairs, out_dir, method, color=color, skip_bad=skip_bad, overwrite=overwrite,
+                      batch_size=batch_size, progress=progress, ext=ext, workers=workers, skipped=skipped,
+                      desc=f"fuse {Path(ir_dir).parent.name or ir_dir}")
+
+
+def fuse_pairs(pairs, out_dir: str | os.PathLike, method, *, color: bool = False, skip_bad: bool = False,
+               overwrite: bool = False, batch_size: int = 1, progress: bool = True, ext: str = ".png",
+               workers: int | None = None, locks: bool = False, skipped: list[str] | None = None,
+               desc: str = "fuse") -> FuseSummary:
+    """Fuse ``pairs`` (:class:`mmdrfuse.io.Pair`) with ``method`` into ``out_dir/<stem><ext>``: the one fusing loop
+    of the suite (the ``fuse`` command, the tables' image cache and the ablations all come here).
+
+    Existing outputs are kept unless ``overwrite`` (an interrupted run resumes); temp files left by a killed earlier
+    run are removed first. Reading and writing (PNG decoding and encoding release the GIL) run in ``workers``
+    threads (default: torch's thread count) while the network runs: a pipeline. Pairs of equal size are batched
+    ``batch_size`` at a time. With ``locks``, several processes can fill one folder: each pair is fused by the
+    process holding ``.<stem>.lock`` (:mod:`mmdrfuse.lock`); pairs held elsewhere are waited for at the end.
     """
     from tqdm import tqdm
 
     t0 = time.perf_counter()
     if batch_size < 1:
         raise MMDRFuseError("--batch-size must be >= 1")
-    check_folders(out_dir, ir_dir, vis_dir)
-    if method is None:
-        method = MMDRFuseMethod(model, save=save) if model is not None else get_method(
-            "mmdrfuse", weights=weights, weights_root=weights_root, device=device, save=save)
     out_dir = Path(out_dir)
-    summary = FuseSummary()
-    pairs = mio.match_stems(ir_dir, vis_dir, skip_bad=skip_bad, skipped=summary.skipped)
+    summary = FuseSummary(skipped=list(skipped or []))
     summary.n_pairs = len(pairs) + len(summary.skipped)
     todo = []
     for p in pairs:
@@ -287,81 +306,138 @@ def fuse_folder(ir_dir: str | os.PathLike, vis_dir: str | os.PathLike, out_dir: 
             summary.outputs.append(target)
         else:
             todo.append((p, target))
+    if not todo:
+        summary.seconds = time.perf_counter() - t0
+        return summary
     out_dir.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(out_dir)
     workers = max(1, workers or torch.get_num_threads())
-    bar = tqdm(total=len(todo), desc=f"fuse {Path(ir_dir).parent.name or ir_dir}", unit="pair",
-               disable=not progress, file=sys.stderr)
-    lookahead = 2 * workers + batch_size
-    with ThreadPoolExecutor(workers, thread_name_prefix="fuse-io") as pool:
-        reads: deque = deque()
-        writes: deque = deque()
-        nxt = 0
-
-        def refill():
-            nonlocal nxt
-            while nxt < len(todo) and len(reads) < lookahead:
-                pair, target = todo[nxt]
-                reads.append((pair, target, pool.submit(_load_item, pair, color, method)))
-                nxt += 1
-
-        def drain(limit: int):
-            while len(writes) > limit:
-                summary.outputs.append(writes.popleft().result())
-                summary.n_fused += 1
-                bar.update(1)
-
-        try:
-            refill()
-            while reads:
-                batch = []
-                while reads and len(batch) < batch_size:
-                    pair, target, fut = reads[0]
-                    try:
-                        item = fut.result()
-                    except BadInputError as exc:
-                        if not skip_bad:
-                            raise
-                        reads.popleft()
-                        summary.skipped.append(str(exc))
-                        bar.update(1)
-                        refill()
-                        continue
-                    if batch and item[0].shape != batch[0][2][0].shape:
-                        break  # a new size starts the next batch
-                    reads.popleft()
-                    batch.append((pair, target, item))
-                    refill()
-                if not batch:
-                    continue
-                ir = torch.cat([b[2][0] for b in batch])
-                vis = torch.cat([b[2][1] for b in batch])
-                tf = time.perf_counter()
-                try:
-                    out = method.fuse(ir, vis)
-                except (MemoryError, RuntimeError) as exc:
-                    if isinstance(exc, RuntimeError) and "alloc" not in str(exc).lower():
-                        raise
-                    where = batch[0][0].ir
-                    msg = f"{where}: not enough memory to fuse {tuple(ir.shape[-2:])} x {len(batch)}"
-                    if not skip_bad:
-                        raise BadInputError(msg + "; use --batch-size 1 or smaller images", str(where)) from None
-                    summary.skipped.append(msg)
-                    bar.update(len(batch))
-                    continue
-                summary.fuse_seconds += time.perf_counter() - tf
-                for k, (pair, target, (_, _, cbcr)) in enumerate(batch):
-                    writes.append(pool.submit(_write_item, method, out[k:k + 1], target, cbcr, color))
-                drain(lookahead)
-            drain(0)
-        finally:
-            for _, _, fut in reads:
-                fut.cancel()
-            for fut in writes:
-                fut.cancel()
-    bar.close()
+    with tqdm(total=len(todo), desc=desc, unit="pair", disable=not progress, file=sys.stderr) as bar, \
+            ThreadPoolExecutor(workers, thread_name_prefix="fuse-io") as pool:
+        run = _Pipeline(pool, method, summary, bar, color, skip_bad, batch_size, 2 * workers + batch_size, locks)
+        while todo:
+            held = run(todo)
+            todo = []
+            for pair, target in held:  # another process is fusing these: wait for its images
+                WorkLock(_lock_path(target)).wait_released(poll_s=0.5)
+                if target.exists():
+                    summary.n_existing += 1
+                    summary.outputs.append(target)
+                    bar.update(1)
+                else:  # that process stopped before writing it
+                    todo.append((pair, target))
     summary.seconds = time.perf_counter() - t0
     return summary
+
+
+def _lock_path(target: Path) -> Path:
+    return target.with_name(f".{target.stem}.lock")
+
+
+class _Pipeline:
+    """One pass of :func:`fuse_pairs` over a job list: reads run ahead in the pool, the network runs here, writes
+    go back to the pool; returns the jobs whose lock another process holds."""
+
+    def __init__(self, pool, method, summary: FuseSummary, bar, color: bool, skip_bad: bool, batch_size: int,
+                 lookahead: int, locks: bool):
+        self.pool, self.method, self.summary, self.bar = pool, method, summary, bar
+        self.color, self.skip_bad, self.batch_size, self.lookahead, self.locks = (color, skip_bad, batch_size,
+                                                                                  lookahead, locks)
+
+    def __call__(self, todo: list) -> list:
+        self.todo, self.next, self.held = todo, 0, []
+        self.reads: deque = deque()
+        self.writes: deque = deque()
+        try:
+            self._refill()
+            while self.reads:
+                batch = self._next_batch()
+                if batch:
+                    self._fuse(batch)
+                    self._drain(self.lookahead)
+            self._drain(0)
+        finally:
+            for *_, fut, lock in self.reads:
+                fut.cancel()
+                lock.release()
+            for fut, lock in self.writes:
+                fut.cancel()
+                lock.release()
+        return self.held
+
+    def _refill(self) -> None:
+        while self.next < len(self.todo) and len(self.reads) < self.lookahead:
+            pair, target = self.todo[self.next]
+            self.next += 1
+            lock = WorkLock(_lock_path(target))
+            if self.locks and not lock.acquire():
+                self.held.append((pair, target))
+                continue
+            if self.locks and target.exists():  # finished by another process meanwhile
+                lock.release()
+                self.summary.n_existing += 1
+                self.summary.outputs.append(target)
+                self.bar.update(1)
+                continue
+            self.reads.append((pair, target, self.pool.submit(_load_item, pair, self.color, self.method), lock))
+
+    def _skip(self, msg: str, n: int = 1) -> None:
+        if not self.skip_bad:
+            raise BadInputError(msg)
+        self.summary.skipped.append(msg)
+        self.bar.update(n)
+
+    def _next_batch(self) -> list:
+        batch = []
+        while self.reads and len(batch) < self.batch_size:
+            pair, target, fut, lock = self.reads[0]
+            try:
+                item = fut.result()
+            except BadInputError as exc:
+                if not self.skip_bad:
+                    raise
+                self.reads.popleft()
+                lock.release()
+                self._skip(str(exc))
+                self._refill()
+                continue
+            if batch and item[0].shape != batch[0][2][0].shape:
+                break  # a new size starts the next batch
+            self.reads.popleft()
+            batch.append((pair, target, item, lock))
+            self._refill()
+        return batch
+
+    @torch.inference_mode()
+    def _fuse(self, batch: list) -> None:
+        ir = torch.cat([b[2][0] for b in batch])
+        vis = torch.cat([b[2][1] for b in batch])
+        tf = time.perf_counter()
+        try:
+            out = self.method.fuse(ir, vis)
+        except (MemoryError, RuntimeError) as exc:
+            if isinstance(exc, RuntimeError) and "alloc" not in str(exc).lower():
+                raise
+            for b in batch:
+                b[3].release()
+            where = batch[0][0].ir
+            self._skip(f"{where}: not enough memory to fuse {tuple(ir.shape[-2:])} x {len(batch)}; use "
+                       "--batch-size 1 or smaller images", len(batch))
+            return
+        self.summary.fuse_seconds += time.perf_counter() - tf
+        for k, (pair, target, (_, _, cbcr), lock) in enumerate(batch):
+            fut = self.pool.submit(_write_item, self.method, out[k:k + 1], target, cbcr, self.color)
+            self.writes.append((fut, lock))
+
+    def _drain(self, limit: int) -> None:
+        while len(self.writes) > limit:
+            fut, lock = self.writes.popleft()
+            try:
+                self.summary.outputs.append(fut.result())
+            finally:
+                lock.release()
+            self.summary.n_fused += 1
+            self.bar.update(1)
 
 
 # ------------------------------------------------------------------------------------------------------- CLI

@@ -13,7 +13,8 @@ import time
 from pathlib import Path
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process of this host with ``pid`` runs."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -49,7 +50,7 @@ class WorkLock:
             except OSError:
                 return False
         host, pid = who
-        return host == socket.gethostname() and pid != os.getpid() and not _pid_alive(pid)
+        return host == socket.gethostname() and pid != os.getpid() and not pid_alive(pid)
 
     def acquire(self) -> bool:
         """Take the lock if it is free or stale; never blocks."""
