@@ -36,7 +36,7 @@ import yaml
 
 from mmdrfuse import paths
 from mmdrfuse.atomic import write_json, write_text
-from mmdrfuse.errors import MMDRFuseError
+from mmdrfuse.errors import MMDRFuseError, did_you_mean
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 PROFILES_FILE = CONFIG_DIR / "profiles.yaml"
@@ -86,11 +86,7 @@ def load_row(key: str) -> Row:
     """The row ``configs/<key>.yaml``; unknown keys fail with a did-you-mean."""
     path = CONFIG_DIR / f"{key}.yaml"
     if not path.is_file():
-        import difflib
-
-        close = difflib.get_close_matches(key, row_keys(), n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else f"; known rows: {', '.join(row_keys())}"
-        raise MMDRFuseError(f"unknown ablation row {key!r}{hint}")
+        raise did_you_mean(key, row_keys(), "ablation row")
     raw = _yaml(path)
     bad = sorted(set(raw) - {"ablates", "recipe"})
     if bad:

@@ -16,7 +16,6 @@ Conventions (the suite's core conventions, ``mmdrfuse.io``):
 """
 from __future__ import annotations
 
-import difflib
 import hashlib
 import os
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ import torch
 from torch import nn
 
 from mmdrfuse.errors import BadInputError, MMDRFuseError, NonFiniteError
+from mmdrfuse.errors import did_you_mean as _did_you_mean
 from mmdrfuse.paths import weights_root as _weights_root
 
 
@@ -150,10 +150,7 @@ class MethodSpec:
 
 
 def did_you_mean(name: str, choices: Iterable[str], what: str = "method") -> MMDRFuseError:
-    choices = sorted(choices)
-    close = difflib.get_close_matches(name.lower(), choices, n=3, cutoff=0.5)
-    hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
-    return MMDRFuseError(f"unknown {what} {name!r}{hint} (known: {', '.join(choices)})")
+    return _did_you_mean(name, choices, what)
 
 
 # -------------------------------------------------------------------------------------------- reading quirks

@@ -12,7 +12,6 @@ Weights trained by this project (e.g. ``mmdrfuse-cpu``) ship inside the package 
 """
 from __future__ import annotations
 
-import difflib
 import hashlib
 import io
 import os
@@ -27,7 +26,7 @@ from torch import nn
 
 from mmdrfuse import paths
 from mmdrfuse.atomic import atomic_path
-from mmdrfuse.errors import MMDRFuseError
+from mmdrfuse.errors import MMDRFuseError, did_you_mean
 from mmdrfuse.models import Student, StudentConfig, Teacher, build, config_dict
 
 FORMAT = "mmdrfuse-checkpoint"
@@ -215,9 +214,7 @@ def resolve(name_or_path: str | os.PathLike, weights_root: str | os.PathLike | N
         if not p.is_file():
             raise MMDRFuseError(f"{p}: checkpoint not found")
         return p
-    close = difflib.get_close_matches(s, list(WEIGHTS), n=1)
-    hint = f"; did you mean {close[0]!r}?" if close else f"; known names: {', '.join(WEIGHTS)}"
-    raise MMDRFuseError(f"unknown weights {s!r}{hint}")
+    raise did_you_mean(s, WEIGHTS, "weights")
 
 
 def load_model(name_or_path: str | os.PathLike = "official-student", device: str | torch.device = "cpu",

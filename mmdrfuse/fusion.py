@@ -75,14 +75,12 @@ class MMDRFuseMethod:
 def get_method(method: str = "mmdrfuse", *, weights: str | os.PathLike = "official-student",
                weights_root: str | os.PathLike | None = None, device: str | torch.device = "cpu",
                save: str = "minmax"):
-    """``mmdrfuse`` (with ``weights``) or the name of a baseline from :mod:`baselines`."""
-    if method.lower() == "mmdrfuse":
+    """``mmdrfuse`` (with ``weights``) or the name of a registered method (:mod:`mmdrfuse.methods`)."""
+    from mmdrfuse import methods
+
+    if method.lower() == methods.CORE:
         return MMDRFuseMethod.from_weights(weights, device=device, weights_root=weights_root, save=save)
-    try:
-        import baselines
-    except ImportError:
-        raise MMDRFuseError(f"method {method!r} needs the 'baselines' package (run from the repository root)") from None
-    return baselines.get(method).build(device=torch.device(device), weights_root=weights_root)
+    return methods.spec(method).build(device=torch.device(device), weights_root=weights_root)
 
 
 # ---------------------------------------------------------------------------------------------- single pair

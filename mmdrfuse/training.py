@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import csv
 import dataclasses
-import difflib
 import hashlib
 import io
 import json
@@ -42,7 +41,7 @@ from tqdm import tqdm
 
 from mmdrfuse import losses, paths
 from mmdrfuse.atomic import atomic_path, write_json, write_text
-from mmdrfuse.errors import MMDRFuseError
+from mmdrfuse.errors import MMDRFuseError, did_you_mean
 from mmdrfuse.models import Student, StudentConfig, Teacher
 from mmdrfuse.patches import PatchConfig, PatchSet, build_patches, epoch_order, shard_ids
 from mmdrfuse.refresh import DynamicRefresh, RefreshResult
@@ -147,9 +146,7 @@ def _from_dict(cls, d: dict, where: str):
     kwargs = {}
     for k, v in (d or {}).items():
         if k not in names:
-            close = difflib.get_close_matches(k, list(names), n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else f"; expected one of {', '.join(names)}"
-            raise MMDRFuseError(f"{where}: unknown key {k!r}{hint}")
+            raise did_you_mean(k, names, "key", where)
         default = names[k].default_factory() if names[k].default_factory is not dataclasses.MISSING else None
         if dataclasses.is_dataclass(default):
             if not isinstance(v, dict):
@@ -206,9 +203,7 @@ def config_path(name_or_path: str | os.PathLike, kind: str) -> Path:
         return CONFIG_DIR / f"train_{s}_{kind}.yaml"
     p = Path(s).expanduser()
     if not p.is_file():
-        close = difflib.get_close_matches(s, PROFILES, n=1)
-        hint = f"; did you mean the profile {close[0]!r}?" if close else f"; profiles: {', '.join(PROFILES)}"
-        raise MMDRFuseError(f"{p}: config file not found{hint}")
+        raise did_you_mean(s, PROFILES, "profile", where=f"{p}: config file not found")
     return p
 
 
