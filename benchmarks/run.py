@@ -243,13 +243,14 @@ def known_methods() -> list[str]:
     from benchmarks.cache import baselines_registry
     from mmdrfuse import checkpoints
 
-    known = ["MMDRFuse", *pv.METHODS, *(f"MMDRFuse ({n})" for n in checkpoints.WEIGHTS if n != "official-student")]
+    known = ["MMDRFuse", *pv.METHODS, *(f"MMDRFuse ({n})" for n, e in checkpoints.WEIGHTS.items()
+                                        if e.kind == "student" and n != "official-student")]
     registry, _ = baselines_registry()
     for key, spec in (registry or {}).items():
         display = getattr(spec, "display", None) or key
-        known += [key, display]
+        known += [display, key]
         known += [f"{display} ({Path(w.relpath).name})" for w in getattr(spec, "weights", ()) or ()]
-    return list(dict.fromkeys(known))
+    return list({k.lower(): k for k in reversed(known)}.values())[::-1]  # first spelling of each name
 
 
 def check_names(args: argparse.Namespace, profiles: dict) -> None:
