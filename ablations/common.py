@@ -134,11 +134,14 @@ def flatten(d: dict, prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def train_config(row: Row, profile: Profile, seed: int):
-    """The :class:`~mmdrfuse.training.TrainConfig` of one run: trainer profile < profile overrides < row recipe."""
+def train_config(row: Row, profile: Profile, seed: int, teacher: str | None = None):
+    """The :class:`~mmdrfuse.training.TrainConfig` of one run: trainer profile < profile overrides < row recipe
+    (< ``teacher``: the demo's stand-in teacher, see :func:`env_from_ctx`)."""
     from mmdrfuse import training
 
     overrides = {**profile.train, **flatten(row.recipe), "seed": int(seed), "profile": f"ablation-{profile.name}"}
+    if teacher:
+        overrides["teacher"] = str(teacher)
     return training.load_config(profile.base, "student", overrides)
 
 
@@ -158,19 +161,63 @@ class Env:
     evaluator: Callable | None = None  # evaluator(folder, pairs, metrics, progress=, desc=) -> DataFrame
     rows: tuple[str, ...] | None = None  # restrict to these row keys (None = the table's)
     log: Callable[[str], None] = field(default=lambda msg: print(msg, file=sys.stderr))
+    teacher: str | None = None  # overrides every row's teacher (the demo's stand-in when the official one is missing)
+    demo_notes: tuple[str, ...] = ()
 
 
 def env_from_ctx(ctx) -> Env:
-    """The harness's Context (benchmarks.run) -> Env; the work folder sits beside the fused-image cache."""
+    """The harness's Context (benchmarks.run) -> Env; the work folder sits beside the fused-image cache.
+
+    On the synthetic demo set (``ctx.synthetic``; ``ctx.data_root`` then holds ``DEMO/``) the students train on the
+    demo pairs and are evaluated on them, in a work folder of their own; without the official teacher, a randomly
+    initialised teacher (seed 0) stands in, and the notes say so."""
     cache = getattr(ctx, "cache", None)
     work = getattr(ctx, "work_dir", None) or (Path(cache.root).parent / "ablations" if cache is not None
                                               else paths.cache_dir() / "ablations")
     say = getattr(ctx, "say", None)
-    return Env(profile=load_profile(ctx.profile, getattr(ctx, "seeds", None)), data_root=Path(ctx.data_root),
+    profile = load_profile(ctx.profile, getattr(ctx, "seeds", None))
+    teacher, notes = None, ()
+    if getattr(ctx, "synthetic", False):
+        import dataclasses
+
+        from mmdrfuse import demo
+
+        profile = dataclasses.replace(profile, dataset="DEMO", train={
+            **profile.train, "data.root": demo.FOLDER, "data.ir": "ir", "data.vis": "vi"})
+        work = Path(work) / "demo"
+        notes = (f"DEMO: the students were trained on the synthetic demo pairs ({demo.FOLDER}/) and evaluated on them",)
+        teacher = demo_teacher(Path(work), Path(ctx.weights_root))
+        if teacher:
+            notes += (f"DEMO: official-teacher not found under {ctx.weights_root}: a randomly initialised teacher "
+                      "(seed 0) stood in for it",)
+    return Env(profile=profile, data_root=Path(ctx.data_root),
                weights_root=Path(ctx.weights_root),
                out_dir=Path(ctx.out_dir), work_dir=Path(work), device=getattr(ctx, "device", "cpu"),
                progress=getattr(ctx, "progress", True), command=getattr(ctx, "command", "") or "",
-               evaluator=getattr(ctx, "evaluator", None), log=say or (lambda m: print(m, file=sys.stderr)))
+               evaluator=getattr(ctx, "evaluator", None), log=say or (lambda m: print(m, file=sys.stderr)),
+               teacher=teacher, demo_notes=notes)
+
+
+def demo_teacher(work: Path, weights_root: Path) -> str | None:
+    """None when the official teacher is here; else the path of a seeded random teacher (written once)."""
+    from mmdrfuse.checkpoints import resolve
+
+    try:
+        resolve("official-teacher", weights_root)
+        return None
+    except MMDRFuseError:
+        pass
+    path = work / "random-teacher.pt"
+    if not path.is_file():
+        import torch
+
+        from mmdrfuse.checkpoints import save_checkpoint
+        from mmdrfuse.models import Teacher
+
+        with torch.random.fork_rng():
+            torch.manual_seed(0)
+            save_checkpoint(path, Teacher(), {"note": "random initialisation (seed 0): demo stand-in teacher"})
+    return str(path)
 
 
 # --------------------------------------------------------------------------------------------------- one run
@@ -245,7 +292,7 @@ def run_one(env: Env, row: Row, seed: int) -> dict:
     from mmdrfuse import training
     from mmdrfuse.checkpoints import load_model, sha256_state_dict
 
-    cfg = train_config(row, env.profile, seed)
+    cfg = train_config(row, env.profile, seed, env.teacher)
     folder = run_dir(env, row, seed, cfg)
     result_path = folder / "result.json"
     if result_path.is_file():
@@ -479,6 +526,7 @@ def run_table(spec: TableSpec, env: Env) -> list[Path]:
         + ": mean of per-image SD, VIF, Qabf, SSIM with the paper's conventions (mmdrfuse.metrics).",
         f"Row '{full_label}' with weights 'official': the authors' published student on the same pairs "
         "(reference for the paper's row).",
+        *env.demo_notes,
         *spec.notes,
         *lines,
         *(f"{lab}: paper values only, none of ours: {why}" for lab, why in not_run.items()),
@@ -517,7 +565,7 @@ def main(spec: TableSpec, argv: list[str] | None = None) -> int:
                     help="only these rows (the full row is always included)")
     ap.add_argument("--data-root", default=None, help=f"data (default: ${paths.DATA_ENV}, else the cache)")
     ap.add_argument("--weights-root", default=None, help=f"weights (default: ${paths.WEIGHTS_ENV}, else the cache)")
-    ap.add_argument("--out", default=None, help="results folder (default: <repo>/results)")
+    ap.add_argument("--out", default=None, help="results folder (default: ./results)")
     ap.add_argument("--work", default=None, help="training/evaluation runs (default: <user cache>/mmdrfuse/ablations)")
     ap.add_argument("--device", default="cpu", help="cpu or cuda[:N] for training")
     ap.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -532,7 +580,7 @@ def main(spec: TableSpec, argv: list[str] | None = None) -> int:
     try:
         env = Env(profile=load_profile(args.profile, args.seeds), data_root=paths.data_root(args.data_root),
                   weights_root=paths.weights_root(args.weights_root),
-                  out_dir=Path(args.out) if args.out else paths.repo_root() / "results",
+                  out_dir=paths.results_dir(args.out),
                   work_dir=Path(args.work) if args.work else paths.cache_dir() / "ablations", device=args.device,
                   progress=not args.no_progress, rows=tuple(args.rows) if args.rows else None,
                   command=" ".join([f"python -m ablations.{spec.name}", *map(shlex.quote, argv)]))

@@ -20,7 +20,7 @@ matches the current configuration, and an interrupted training resumes from its 
 
 Standalone use (without the harness)::
 
-    python -m benchmarks.detection --profile quick --fused MMDRFuse=/path/to/fused/MSRS [--out results]
+    python -m benchmarks.detection --profile quick --fused MMDRFuse=/path/to/fused/MSRS [--out DIR]   # ./results
 """
 from __future__ import annotations
 
@@ -734,7 +734,7 @@ def run(ctx) -> list[Path]:
     log = _logger(ctx)
     out_dir = Path(ctx.out_dir)
     datasets = [d for d in (getattr(ctx, "datasets", None) or []) if d in cfg["datasets"]]
-    dataset = datasets[0] if datasets else prof.dataset
+    dataset = "DEMO" if getattr(ctx, "synthetic", False) else datasets[0] if datasets else prof.dataset
     work = Path(getattr(ctx, "work_dir", None) or cache_dir() / "detection")
     data = resolve_dataset(dataset, Path(ctx.data_root), work / "labels", cfg)
     split = data.split.limited(prof.n_train, prof.n_test)
@@ -810,7 +810,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.detection", description=__doc__.splitlines()[0])
     p.add_argument("--profile", default="quick")
     p.add_argument("--data-root", default=None)
-    p.add_argument("--out", default="results", help="results folder (default: results)")
+    p.add_argument("--out", default=None, help="results folder (default: ./results)")
     p.add_argument("--dataset", default=None, help="detection dataset (default: the profile's)")
     p.add_argument("--fused", action="append", default=[], metavar="METHOD=DIR",
                    help="a folder of fused images named by stem for METHOD (repeatable)")
@@ -822,9 +822,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="detector training seeds (default: the profile's); rows are the mean (± std) over them")
     args = p.parse_args(argv)
     try:
-        from mmdrfuse.paths import data_root
+        from mmdrfuse.paths import data_root, results_dir
         prof = load_profile(args.profile, seeds=args.seeds)
-        out = Path(args.out).resolve()
+        out = results_dir(args.out).resolve()
         work = cache_dir() / "detection"
         data = resolve_dataset(args.dataset or prof.dataset, data_root(args.data_root), work / "labels")
         split = data.split.limited(prof.n_train, prof.n_test)

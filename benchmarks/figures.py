@@ -17,6 +17,7 @@ import contextlib
 import datetime as _dt
 import math
 import os
+import textwrap
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Callable, Mapping, Sequence
@@ -42,7 +43,13 @@ def _new_figure(w: float, h: float):
 
 
 def save_figure(fig, out_stem: str | os.PathLike, dpi: int = 200) -> list[Path]:
-    """Write ``fig`` as ``<out_stem>.png`` and ``<out_stem>.pdf`` (atomically) and return both paths."""
+    """Write ``fig`` as ``<out_stem>.png`` and ``<out_stem>.pdf`` (atomically) and return both paths; in a demo run
+    (:func:`benchmarks.report.is_demo`) the figure is stamped DEMO."""
+    from benchmarks.report import is_demo
+
+    if is_demo():
+        fig.text(0.5, 0.5, "DEMO\nsynthetic data", ha="center", va="center", fontsize=40, color="red", alpha=0.18,
+                 rotation=20, weight="bold", zorder=100)
     out_stem = Path(out_stem)
     paths = []
     for ext in (".png", ".pdf"):
@@ -339,7 +346,8 @@ def _choose_stem(stems: Sequence[str], preferred: str | None = None) -> str:
     return ordered[len(ordered) // 2]
 
 
-def _qualitative_inputs(ctx, dataset: str, entries, log) -> tuple[object, str, dict[str, Path]]:
+def _qualitative_inputs(ctx, dataset: str, entries, log, preferred: str | None = None
+                        ) -> tuple[object, str, dict[str, Path]]:
     """(located data set, chosen stem, {label: fused image}) for one qualitative figure.
 
     With the harness cache the stem is chosen among the pairs the tables fuse anyway (so nothing big is re-fused) and
@@ -351,8 +359,9 @@ def _qualitative_inputs(ctx, dataset: str, entries, log) -> tuple[object, str, d
     if loc is None:
         raise MMDRFuseError(f"data set {dataset} not found under {ctx.data_root}")
     cache = getattr(ctx, "cache", None)
-    preferred = getattr(ctx, "figure_stems", None)
-    preferred = preferred.get(dataset) if isinstance(preferred, dict) else None
+    if preferred is None:
+        preferred = getattr(ctx, "figure_stems", None)
+        preferred = preferred.get(dataset) if isinstance(preferred, dict) else None
     fused: dict[str, Path] = {}
     if cache is not None and all(e.run is not None for e in entries):
         pairs = cache.select(loc)
@@ -386,10 +395,23 @@ def _qualitative_inputs(ctx, dataset: str, entries, log) -> tuple[object, str, d
 
 
 def run(ctx) -> list[Path]:
-    """Harness entry: draw every figure the available inputs allow into ``<out>/figures``."""
+    """Harness entry: draw every figure the available inputs allow into ``<out>/figures``.
+
+    On the synthetic demo set (``ctx.synthetic``) every figure is drawn from the demo results: Figs. 5-7 show three
+    different DEMO pairs, Fig. 1 uses the DEMO rows of Table 4, and every figure is stamped DEMO."""
     from benchmarks.detection import _logger, fusion_times_ms, load_profile, method_entries
+    from benchmarks.report import is_demo
     from mmdrfuse.io import list_images
 
+    demo = bool(getattr(ctx, "synthetic", False))
+    qualitative = {f: ("DEMO" if demo else d) for f, d in QUALITATIVE.items()}
+    demo_stems = {}
+    if demo:
+        from mmdrfuse import data as dataregistry
+
+        loc = dataregistry.find("DEMO", ctx.data_root)
+        stems = sorted(list_images(loc.ir_dir)) if loc else []
+        demo_stems = {f: stems[i % len(stems)] for i, f in enumerate(qualitative)} if stems else {}
     out = Path(ctx.out_dir)
     fig_dir = out / "figures"
     written: list[Path] = []
@@ -411,7 +433,8 @@ def run(ctx) -> list[Path]:
         missing = [p.name for p in (t3, t4) if not p.is_file()]
         if missing:
             raise MMDRFuseError(f"needs {', '.join(missing)} in {out} (run tables 3 and 4 first)")
-        return fig1_left(pd.read_csv(t3), pd.read_csv(t4), fig_dir / "fig1_left")
+        return fig1_left(pd.read_csv(t3), pd.read_csv(t4), fig_dir / "fig1_left",
+                         dataset="DEMO" if demo else "MSRS")
     attempt("fig1_left", _fig1)
 
     # Figs. 5-7 (+ the MSRS IR image of Fig. 5 for Fig. 3)
@@ -421,18 +444,18 @@ def run(ctx) -> list[Path]:
         prof_name = str(ctx.profile)
     entries, _ = method_entries(ctx, SimpleNamespace(name=prof_name), "all")
     fig3_source: Path | None = None
-    for fig_name, dataset in QUALITATIVE.items():
+    for fig_name, dataset in qualitative.items():
         def _qual(fig_name=fig_name, dataset=dataset):
             nonlocal fig3_source
             if not entries:
                 raise MMDRFuseError("no fusion method can run")
-            loc, stem, fused = _qualitative_inputs(ctx, dataset, entries, log)
+            loc, stem, fused = _qualitative_inputs(ctx, dataset, entries, log, demo_stems.get(fig_name))
             if not fused:
                 raise MMDRFuseError(f"no method produced a fused image of {dataset} pair {stem}")
             ir, vis = list_images(loc.ir_dir), list_images(loc.vis_dir)
-            if fig3_source is None and dataset == "MSRS":
+            if fig3_source is None and fig_name == "fig5":
                 fig3_source = ir[stem]
-            flag = f"\n[{loc.flag}]" if loc.flag else ""
+            flag = "\n[" + textwrap.fill(loc.flag, 110) + "]" if loc.flag else ""
             a, b = loc.spec.slots
             return qualitative_grid({a: ir[stem], b: vis[stem]}, fused, fig_dir / fig_name,
                                     title=f"{fig_name.replace('fig', 'Fig. ')}: {dataset}, pair {stem}{flag}")
@@ -465,7 +488,7 @@ def run(ctx) -> list[Path]:
     prov = fig_dir / "figures.json"
     with contextlib.suppress(OSError):
         write_json(prov, {"profile": getattr(ctx, "profile", None), "command": getattr(ctx, "command", None),
-                          "figures": status,
+                          "figures": status, **({"demo": True} if is_demo() else {}),
                           "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")})
         written.append(prov)
     return written

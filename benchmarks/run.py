@@ -6,14 +6,19 @@ Targets: ``table3`` (efficiency), ``table4`` (MSRS, LLVIP, RoadScene), ``table5`
 available). Every target is a module exposing ``run(ctx) -> list[Path]``; a module that does not exist yet is
 reported as "not implemented yet" and the others still run.
 
-Results go to ``--out`` (default ``<repo>/results``): ``<target>.csv`` (tidy), ``.tex``, ``.md``,
-``.provenance.json`` and ``REPORT.md`` gathering them. Fused images are cached per (method, weights sha256, data
-set) under ``--cache`` (default ``<user cache>/fused``) and reused by every target, so reruns are cheap and an
+Results go to ``--out`` (default ``./results`` in the current directory): ``<target>.csv`` (tidy), ``.tex``,
+``.md``, ``.provenance.json`` and ``REPORT.md`` gathering them. Fused images are cached per (method, weights sha256,
+data set) under ``--cache`` (default ``<user cache>/fused``) and reused by every target, so reruns are cheap and an
 interrupted run resumes.
 
-With no evaluation data under the data root (``--data-root`` > ``$MMDRFUSE_DATA`` > user cache), the tables are
-computed on the built-in synthetic demo set (:mod:`mmdrfuse.demo`) and every output says these are not the paper's
-data.
+Before running, the data sets and weights the targets need that are missing are downloaded into the data and weights
+roots (:func:`fetch_missing`; sha256-checked where a digest is known, progress bars, resumable); ``--offline`` (or
+``$MMDRFUSE_OFFLINE=1``) forbids it, and a machine without network is noticed at the first address and left alone.
+
+With no evaluation data under the data root (``--data-root`` > ``$MMDRFUSE_DATA`` > user cache) every target runs on
+the built-in synthetic demo set (:mod:`mmdrfuse.demo`) at a small scale: a DEMO run. It writes to ``./results-demo``
+by default, flags every table, figure and provenance file DEMO, and refuses to write into a folder holding results
+computed on real data (:func:`benchmarks.report.real_results_in`).
 """
 from __future__ import annotations
 
@@ -30,7 +35,7 @@ from typing import Callable
 
 import yaml
 
-from mmdrfuse import paths
+from mmdrfuse import names, paths
 from mmdrfuse.errors import MMDRFuseError
 
 # target -> (module, what it makes). Order = the order of `all` (figures last: they read the other results).
@@ -45,6 +50,18 @@ TARGETS: dict[str, tuple[str, str]] = {
 }
 PROFILES_FILE = Path(__file__).resolve().parent / "profiles.yaml"
 BANNER = "=" * 100
+BASELINE_SELECTIONS = ("none", "default", "learned", "all")
+
+# target -> (data sets it reads, named weights it uses, whether it runs the compared methods): what is fetched
+NEEDS: dict[str, tuple[tuple[str, ...], tuple[str, ...], bool]] = {
+    "table3": ((), ("official-student",), True),
+    "table4": (("MSRS", "LLVIP", "RoadScene"), ("official-student",), True),
+    "table5": (("MRI-SPECT", "MRI-PET"), ("official-student",), True),
+    "table1": (("MSRS", "LLVIP-train"), ("official-student", "official-teacher"), False),
+    "table2": (("MSRS", "LLVIP-train"), ("official-student", "official-teacher"), False),
+    "detection": (("MSRS",), ("official-student",), True),
+    "figures": (("MSRS", "LLVIP", "MRI-PET"), ("official-student",), True),
+}
 
 
 def load_profiles(path: str | os.PathLike = PROFILES_FILE) -> dict:
@@ -69,9 +86,12 @@ class Context:
     command: str = ""
     progress: bool = True
     evaluator: Callable | None = None  # per-image metrics function (tests pass a fake); None = the suite's metrics
-    synthetic: bool = False  # set when no real data was found and the demo set is used
+    synthetic: bool = False  # set when no real data was found and the demo set is used (data_root = the demo's)
+    searched_data_root: Path | None = None  # the data root searched (data_root before the demo stood in)
+    downloads: list[dict] = field(default_factory=list)  # files fetched for this run (address, sha256)
     log: list[str] = field(default_factory=list)
     _runs: tuple | None = field(default=None, repr=False)
+    _demo_loc: object = field(default=None, repr=False)
 
     # ---------------------------------------------------------------------------------------------- data sets
     def demo_root(self) -> Path:
@@ -101,11 +121,14 @@ class Context:
         return found, missing
 
     def _demo(self):
+        """The demo set (written once per run under the cache: ``<cache>/_demo_data/DEMO``)."""
         from mmdrfuse import data, demo
 
-        root = self.demo_root()
-        demo.write_demo(root, n_pairs=int(self.settings.get("demo_pairs", demo.DEFAULT_PAIRS)))
-        return data.locate("DEMO", root)
+        if self._demo_loc is None:
+            root = self.demo_root()
+            demo.write_demo(root, n_pairs=int(self.settings.get("demo_pairs", demo.DEFAULT_PAIRS)))
+            self._demo_loc = data.locate("DEMO", root)
+        return self._demo_loc
 
     def max_pairs(self, run) -> int | None:
         mp = self.settings.get("max_pairs", {}) or {}
@@ -213,51 +236,189 @@ def list_targets(ctx: Context) -> int:
     return 0
 
 
+def known_methods() -> list[str]:
+    """Every name ``--methods`` accepts: MMDRFuse, the compared methods (registry keys and display names), the
+    classical rules, and the row labels with their weights (e.g. ``MMDRFuse (mmdrfuse-cpu)``)."""
+    from benchmarks import paper_values as pv
+    from benchmarks.cache import baselines_registry
+    from mmdrfuse import checkpoints
+
+    known = ["MMDRFuse", *pv.METHODS, *(f"MMDRFuse ({n})" for n, e in checkpoints.WEIGHTS.items()
+                                        if e.kind == "student" and n != "official-student")]
+    registry, _ = baselines_registry()
+    for key, spec in (registry or {}).items():
+        display = getattr(spec, "display", None) or key
+        known += [display, key]
+        known += [f"{display} ({Path(w.relpath).name})" for w in getattr(spec, "weights", ()) or ()]
+    return list({k.lower(): k for k in reversed(known)}.values())[::-1]  # first spelling of each name
+
+
+def check_names(args: argparse.Namespace, profiles: dict) -> None:
+    """Unknown target, profile, methods, data sets or baselines selection: one line with a did-you-mean (exit 2)."""
+    from mmdrfuse import data
+
+    args.target = names.check("target", args.target, ["all", "list", *TARGETS])
+    args.profile = names.check("profile", args.profile, profiles)
+    if args.baselines is not None:
+        args.baselines = names.check("baselines selection", args.baselines, BASELINE_SELECTIONS)
+    for d in args.datasets or ():
+        data.get(d)
+    if args.methods:
+        known = known_methods()
+        args.methods = [names.check("method", m, known) for m in args.methods]
+
+
 def build_context(args: argparse.Namespace) -> Context:
     from benchmarks.cache import FusedCache
+    from benchmarks.report import real_results_in
     from mmdrfuse import data
 
     profiles = load_profiles()
-    if args.profile not in profiles:
-        raise MMDRFuseError(f"unknown profile {args.profile!r}; known: {', '.join(profiles)}")
-    out = Path(args.out) if args.out else paths.repo_root() / "results"
+    check_names(args, profiles)
     cache_root = Path(args.cache) if args.cache else paths.cache_dir() / "fused"
-    if args.datasets:
-        for d in args.datasets:
-            data.get(d)  # unknown names fail early with a did-you-mean
     settings = dict(profiles[args.profile])
     if args.baselines:
         settings["baselines"] = args.baselines
     ctx = Context(profile=args.profile, settings=settings, data_root=paths.data_root(args.data_root),
-                  weights_root=paths.weights_root(args.weights_root), out_dir=out, methods=args.methods,
-                  datasets=args.datasets, device=args.device, seeds=args.seeds,
+                  weights_root=paths.weights_root(args.weights_root), out_dir=paths.results_dir(args.out),
+                  methods=args.methods, datasets=args.datasets, device=args.device, seeds=args.seeds,
                   cache=FusedCache(cache_root, progress=not args.quiet),
                   command=" ".join(["python -m benchmarks.run", *map(shlex.quote, args.argv)]), progress=not args.quiet)
     wanted = ctx.settings.get("datasets", list(data.PAPER_DATASETS))
     if args.synthetic or (not args.datasets and args.target != "list"
                           and not any(data.find(n, ctx.data_root) for n in wanted)):
-        ctx.synthetic = True  # nothing real anywhere: the demo set stands in (said loudly everywhere)
+        # nothing real anywhere: the demo set stands in (said loudly everywhere), written to a folder of its own
+        ctx.synthetic = True
+        ctx.searched_data_root = ctx.data_root
+        ctx.data_root = ctx._demo().root
+        ctx.out_dir = paths.results_dir(args.out, demo=True)
+        real = real_results_in(ctx.out_dir)
+        if real is not None:
+            raise MMDRFuseError(f"{ctx.out_dir} holds results computed on real data ({real.name} is not from a demo "
+                                "run); demo numbers are never written there: drop --out (a demo run writes to "
+                                f"./{paths.DEMO_RESULTS}) or name another folder")
     return ctx
+
+
+# ------------------------------------------------------------------------------------------------------ fetching
+def fetch_missing(args: argparse.Namespace, targets: list[str], *, offline: bool) -> tuple[list[dict], list[str]]:
+    """Download the data sets and weights ``targets`` need that are not under the data / weights roots.
+
+    Returns ``(records, problems)``: what was downloaded (address, sha256, whether it was checked) and one line per
+    thing that could not be fetched. Nothing is tried when ``offline``; after the first address that cannot be
+    reached at all (no network) nothing more is tried."""
+    from mmdrfuse import data
+    from mmdrfuse.download import NetworkError, fetch
+
+    if offline:
+        return [], []
+    data_root = paths.data_root(args.data_root)
+    weights_root = paths.weights_root(args.weights_root)
+    progress = not args.quiet
+    want_data: list[str] = []
+    want_weights: list[str] = []
+    baselines = False
+    for t in targets:
+        ds, ws, b = NEEDS.get(t, ((), (), False))
+        if args.datasets:
+            given = {data.get(d).name for d in args.datasets}
+            ds = tuple(d for d in ds if d in given or d == "LLVIP-train")
+        want_data += [d for d in ds if d not in want_data]
+        want_weights += [w for w in ws if w not in want_weights]
+        baselines |= b
+    if args.synthetic:
+        want_data = []
+    records: list[dict] = []
+    problems: list[str] = []
+    jobs: list[tuple[str, Callable[[], list[dict]]]] = []
+
+    def incomplete(name: str) -> bool:
+        spec = data.get(name)
+        return data.find(name, data_root) is None or any(
+            not (data_root / dest).is_dir() for e in spec.extras for dest in e.members.values())
+
+    groups: dict[str, list[str]] = {}  # archive address -> data sets (CDDFuse's archive holds three)
+    for name in want_data:
+        spec = data.get(name)
+        if spec.source.url and incomplete(name):
+            groups.setdefault(spec.source.url, []).append(name)
+    for group in groups.values():
+        def get_data(group=group):
+            data.download(group, data_root, progress=progress)
+            return [r for n in group if (r := data.download_record(n, data_root))]
+        jobs.append((" + ".join(group), get_data))
+
+    from mmdrfuse import checkpoints
+
+    files: list[tuple[str, str, str | None, Path]] = []  # (label, url, sha256, destination)
+    for n in want_weights:
+        e = checkpoints.WEIGHTS.get(n)
+        if e is not None and e.url and not e.local_path(weights_root).is_file():
+            files.append((n, e.url, e.sha256, e.local_path(weights_root)))
+    if baselines:
+        files += _baseline_files(args, weights_root)
+    for label, url, sha, dest in files:
+        def get_file(url=url, sha=sha, dest=dest):
+            return [fetch(url, dest, sha, progress=progress).record()]
+        jobs.append((label, get_file))
+
+    for label, job in jobs:
+        try:
+            records += [r for r in job() if r not in records]
+        except NetworkError as exc:
+            problems.append(f"not downloaded ({label} and everything after it): {exc}")
+            break
+        except MMDRFuseError as exc:
+            problems.append(f"not downloaded ({label}): {exc}")
+    return records, problems
+
+
+def _baseline_files(args: argparse.Namespace, weights_root: Path) -> list[tuple[str, str, str | None, Path]]:
+    """Published weights (address and sha256 known) of the compared methods the run would use, not yet here."""
+    from benchmarks.cache import baselines_registry
+
+    registry, _ = baselines_registry()
+    which = args.baselines or load_profiles()[args.profile].get("baselines", "default")
+    if registry is None or which == "none":
+        return []
+    want = {m.lower() for m in args.methods} if args.methods else None
+    out = []
+    for key, spec in registry.items():
+        display = getattr(spec, "display", None) or key
+        if getattr(spec, "kind", "learned") != "learned" or (which == "default" and not getattr(spec, "table3", True)):
+            continue
+        if want is not None and not ({key.lower(), display.lower()} & want):
+            continue
+        if any(not (weights_root / r).exists() for r in getattr(spec, "requires", ()) or ()):
+            continue  # it cannot run here anyway (e.g. TextFusion's text embedding)
+        for w in getattr(spec, "weights", ()) or ():
+            if w.url and w.sha256 and not w.path(weights_root).is_file():
+                out.append((f"{display} {Path(w.relpath).name}", w.url, w.sha256, w.path(weights_root)))
+    return out
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.splitlines()[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("target", choices=["all", "list", *TARGETS], help="what to regenerate")
+    ap.add_argument("target", help=f"what to regenerate: {', '.join(['all', 'list', *TARGETS])}")
     ap.add_argument("--profile", default="quick", help="quick | cpu | paper (benchmarks/profiles.yaml)")
     ap.add_argument("--data-root", default=None, help=f"evaluation data (default: ${paths.DATA_ENV}, else the cache)")
     ap.add_argument("--weights-root", default=None, help=f"weights (default: ${paths.WEIGHTS_ENV}, else the cache)")
-    ap.add_argument("--out", default=None, help="results folder (default: <repo>/results)")
+    ap.add_argument("--out", default=None, help=f"results folder (default: ./{paths.RESULTS}; a demo run: "
+                                                 f"./{paths.DEMO_RESULTS})")
     ap.add_argument("--cache", default=None, help="fused-image cache (default: <user cache>/fused)")
     ap.add_argument("--methods", nargs="+", default=None, help="only these methods (e.g. MMDRFuse TarDAL)")
     ap.add_argument("--datasets", nargs="+", default=None, help="only these data sets (e.g. MSRS MRI-PET)")
     ap.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
-    ap.add_argument("--baselines", default=None, choices=["none", "default", "learned", "all"],
+    ap.add_argument("--baselines", default=None, metavar="|".join(BASELINE_SELECTIONS),
                     help="compared methods with rows of ours (default: the profile's): default = one entry per "
                          "method, learned = every checkpoint (e.g. the three TarDAL ones), all = also training-free")
     ap.add_argument("--seeds", type=int, nargs="+", default=None,
                     help="training seeds of table1, table2 and detection (default: each profile's)")
     ap.add_argument("--synthetic", action="store_true", help="use the synthetic demo set even if real data exists")
+    ap.add_argument("--offline", action="store_true",
+                    help="download nothing (default: missing data sets and weights are fetched); "
+                         "$MMDRFUSE_OFFLINE=1 does the same")
     ap.add_argument("--quiet", action="store_true", help="no progress bars")
     argv = list(sys.argv[1:] if argv is None else argv)
     args = ap.parse_args(argv)
@@ -267,37 +428,50 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    from benchmarks.report import run_context
+    from mmdrfuse.download import offline_requested
     from mmdrfuse.lock import interrupt_on_sigterm
     from mmdrfuse.memory import keep_freed_memory
 
     keep_freed_memory()  # see mmdrfuse/memory.py; recorded in every provenance file
     interrupt_on_sigterm()  # kill PID: locks released, no temp files left (mmdrfuse/lock.py)
+    problems: list[str] = []
     try:
         if args.device.startswith("cuda"):
             import torch
 
             if not torch.cuda.is_available():
                 raise MMDRFuseError(f"--device {args.device}: CUDA is not available here; use --device cpu")
-        ctx = build_context(args)
+        check_names(args, load_profiles())
         if args.target == "list":
-            return list_targets(ctx)
+            return list_targets(build_context(args))
+        names_ = list(TARGETS) if args.target == "all" else [args.target]
+        downloads, problems = fetch_missing(args, names_, offline=args.offline or offline_requested())
+        for p in problems:
+            print(f"warning: {p}", file=sys.stderr)
+        ctx = build_context(args)
+        ctx.downloads = downloads
         if ctx.synthetic:
-            print(f"{BANNER}\nNO EVALUATION DATA FOUND under {ctx.data_root} (--data-root / ${paths.DATA_ENV}):\n"
-                  f"running on the built-in SYNTHETIC demo set. These are NOT the paper's data; the numbers are not\n"
-                  f"comparable with the paper's. Get the data with 'mmdrfuse data download all'.\n{BANNER}",
-                  file=sys.stderr)
-        names = list(TARGETS) if args.target == "all" else [args.target]
+            how = ("--offline: nothing was downloaded" if args.offline or offline_requested() else
+                   "the downloads did not succeed (see the warnings above)" if problems else "")
+            print(f"{BANNER}\nDEMO RUN. NO EVALUATION DATA FOUND under {ctx.searched_data_root} (--data-root / "
+                  f"${paths.DATA_ENV}){'; ' + how if how else ''}.\n"
+                  "Every target runs on the built-in SYNTHETIC demo set, at a small scale. These are NOT the paper's "
+                  "data; the numbers are not\ncomparable with the paper's. "
+                  f"Results go to {ctx.out_dir} (flagged DEMO). Get the data with 'mmdrfuse data download all'.\n"
+                  f"{BANNER}", file=sys.stderr)
         outcomes = []
-        for name in names:
-            outcomes.append(run_target(name, ctx))
-            _rebuild_report(ctx)
+        with run_context(demo=ctx.synthetic, downloads=downloads):
+            for name in names_:
+                outcomes.append(run_target(name, ctx))
+                _rebuild_report(ctx)
     except MMDRFuseError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("interrupted; rerun the same command to resume (fused images are cached)", file=sys.stderr)
         return 130
-    print_summary(ctx, outcomes)
+    print_summary(ctx, outcomes, problems)
     return 0 if all(o.status != "failed" for o in outcomes) else 1
 
 
@@ -311,7 +485,7 @@ def _rebuild_report(ctx: Context) -> None:
             print(f"warning: REPORT.md not rebuilt ({exc.__class__.__name__}: {exc})", file=sys.stderr)
 
 
-def print_summary(ctx: Context, outcomes: list[Outcome]) -> None:
+def print_summary(ctx: Context, outcomes: list[Outcome], problems: list[str] = ()) -> None:
     from tabulate import tabulate
 
     rows = [[o.target, o.status, f"{o.seconds:.1f}", len(o.outputs), o.message[:90]] for o in outcomes]
@@ -321,8 +495,14 @@ def print_summary(ctx: Context, outcomes: list[Outcome]) -> None:
     flags = [m for m in ctx.log if m.startswith("FLAG")]
     for f in dict.fromkeys(flags):
         print(f)
+    for d in ctx.downloads:
+        check = "checked" if d["sha256_verified"] else "recorded"
+        print(f"downloaded {d['url']} (sha256 {d['sha256'][:16]}..., {check})")
+    for p in problems:
+        print(f"not downloaded: {p}")
     if ctx.synthetic:
-        print("NOTE: computed on the SYNTHETIC demo set, NOT the paper's data.")
+        print(f"NOTE: DEMO run: computed on the SYNTHETIC demo set, NOT the paper's data; results in {ctx.out_dir} "
+              "(real-data results go to ./results).")
     report = ctx.out_dir / "REPORT.md"
     if report.is_file():
         print(f"report: {report}")

@@ -16,6 +16,7 @@ import numpy as np
 
 from benchmarks import paper_values as pv
 from benchmarks.report import provenance, write_outputs
+from mmdrfuse import data
 from mmdrfuse.errors import MMDRFuseError
 
 TABLE = "table4"
@@ -61,6 +62,9 @@ def quality_table(ctx, table: str, dataset_names, extra_notes=()) -> list[Path]:
         all_pairs = ctx.cache.select(loc)
         data_info[loc.name] = {"found_pairs": loc.n_pairs, "paper_pairs": loc.spec.paper_pairs,
                                "ir_dir": str(loc.ir_dir), "vis_dir": str(loc.vis_dir), "used_pairs": {}}
+        record = data.download_record(loc.name, loc.root)  # address and sha256 of the archive, when downloaded
+        if record:
+            data_info[loc.name]["download"] = record
         for run in runs:
             mp = ctx.max_pairs(run)
             pairs = ctx.cache.select(loc, mp) if mp else all_pairs

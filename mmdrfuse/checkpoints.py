@@ -15,8 +15,6 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import sys
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,7 +28,7 @@ from mmdrfuse.errors import MMDRFuseError, did_you_mean
 from mmdrfuse.models import Student, StudentConfig, Teacher, build, config_dict
 
 FORMAT = "mmdrfuse-checkpoint"
-_UPSTREAM = "https://raw.githubusercontent.com/yanglinDeng/MMDRFuse/main/pretrained_models"
+_UPSTREAM = "https://raw.githubusercontent.com/yanglinDeng/MMDRFuse/c9e5014/pretrained_models"  # pinned commit
 PACKAGE_WEIGHTS = Path(__file__).resolve().parent / "weights"
 
 
@@ -96,26 +94,11 @@ def sha256_state_dict(state_dict: dict[str, torch.Tensor]) -> str:
 # ---------------------------------------------------------------------------------------------------- download
 def download(url: str, dest: str | os.PathLike, sha256: str | None = None, *, progress: bool = True,
              timeout: float = 60.0) -> Path:
-    """Download ``url`` to ``dest`` atomically; verify ``sha256`` when given (a mismatch leaves nothing behind)."""
-    from tqdm import tqdm
+    """Download ``url`` to ``dest`` with the suite's downloader (:func:`mmdrfuse.download.fetch`: sha256 checked, a
+    mismatch leaves nothing behind, an interrupted download resumes)."""
+    from mmdrfuse.download import fetch
 
-    dest = Path(dest)
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp, atomic_path(dest) as tmp:
-            total = int(resp.headers.get("Content-Length") or 0) or None
-            h = hashlib.sha256()
-            with open(tmp, "wb") as f, tqdm(total=total, unit="B", unit_scale=True, desc=dest.name,
-                                             disable=not progress or not sys.stderr.isatty()) as bar:
-                for chunk in iter(lambda: resp.read(1 << 16), b""):
-                    f.write(chunk)
-                    h.update(chunk)
-                    bar.update(len(chunk))
-            if sha256 and h.hexdigest() != sha256:
-                raise MMDRFuseError(f"{url}: sha256 {h.hexdigest()} does not match the expected {sha256}; "
-                                    "nothing was saved")
-    except OSError as exc:
-        raise MMDRFuseError(f"{url}: download failed ({exc}); place the file at {dest} by hand") from None
-    return dest
+    return fetch(url, dest, sha256, progress=progress, timeout=timeout, quiet=not progress).path
 
 
 # ----------------------------------------------------------------------------------------------------- loading
@@ -256,13 +239,18 @@ def _status(name: str, path: Path) -> str:
 
 
 def add_arguments(p) -> None:
+    import argparse
+
+    root_help = "weights folder (default: $MMDRFUSE_WEIGHTS or the cache)"
+    p.add_argument("--weights-root", default=None, help=root_help)
     sub = p.add_subparsers(dest="action", metavar="ACTION")
     sub.required = True
-    sub.add_parser("list", help="list named weights and where they are found")
+    lst = sub.add_parser("list", help="list named weights and where they are found")
     d = sub.add_parser("download", help="download named weights into the weights root")
     d.add_argument("names", nargs="+", help="named weights (see 'list')")
-    for q in (p,):
-        q.add_argument("--weights-root", default=None, help="weights folder (default: $MMDRFUSE_WEIGHTS or the cache)")
+    d.add_argument("--quiet", action="store_true", help="no progress bar")
+    for q in (lst, d):  # also accepted after the action, as for 'mmdrfuse data'; SUPPRESS keeps an earlier value
+        q.add_argument("--weights-root", default=argparse.SUPPRESS, help=root_help)
 
 
 def run(args) -> int:
@@ -281,6 +269,6 @@ def run(args) -> int:
             continue
         if not e.url:
             raise MMDRFuseError(f"{n}: no public address known; it ships with the package")
-        download(e.url, p, e.sha256)
+        download(e.url, p, e.sha256, progress=not getattr(args, "quiet", False))
         print(f"{n}: saved to {p}")
     return 0

@@ -8,25 +8,23 @@ A data set found with fewer pairs than the paper used (LLVIP: the 15 sample pair
 test split) is still used, and :attr:`Located.flag` carries the warning every report that uses it must print.
 
 ``mmdrfuse data list`` shows what is found; ``mmdrfuse data download NAME`` fetches the public archive named in the
-registry, checks its sha256 when one is known (a mismatch is refused), and never leaves a partial file: the archive
-is streamed to a temporary file in the data root, checked, unpacked into a temporary folder and only then moved into
-place. ``mmdrfuse data demo`` writes the built-in synthetic demo set (:mod:`mmdrfuse.demo`).
+registry with :func:`mmdrfuse.download.fetch` (progress bar; sha256 checked when one is known, a mismatch refused;
+an interrupted download resumes where the server allows it), unpacks it into a temporary folder and only then moves
+the data set's folders into place; the address and the archive's sha256 are recorded in
+``<data root>/mmdrfuse-downloads.json``. ``mmdrfuse data demo`` writes the built-in synthetic demo set
+(:mod:`mmdrfuse.demo`).
 
 Medical pairs put the MRI in the IR slot and PET/SPECT in the visible slot (the order that reproduces Table 5).
 """
 from __future__ import annotations
 
 import contextlib
-import difflib
 import hashlib
-import http.client
 import os
 import shutil
 import sys
 import tarfile
 import tempfile
-import urllib.error
-import urllib.request
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -66,6 +64,7 @@ class DatasetSpec:
     slots: tuple[str, str] = ("IR", "VIS")  # what the two inputs are called
     aliases: tuple[str, ...] = ()
     note: str = ""
+    extras: tuple[Source, ...] = ()  # optional archives fetched with it (e.g. MSRS's detection labels)
 
 
 REGISTRY: dict[str, DatasetSpec] = {
@@ -76,7 +75,11 @@ REGISTRY: dict[str, DatasetSpec] = {
                       None, {"test/ir": "MSRS/test/ir", "test/vi": "MSRS/test/vi"},
                       "Linfeng-Tang/MSRS @ 2052589 test/{ir,vi} (the archive holds the whole MSRS, ~1 GB)"),
         homepage="https://github.com/Linfeng-Tang/MSRS", licence="research use; cite PIAFusion / SeAFusion",
-        note="640x480 PNG; IR gray, visible RGB"),
+        note="640x480 PNG; IR gray, visible RGB",
+        extras=(Source("https://github.com/Lele-3/MSRS-detection-label/archive/cb6ffc0.zip", None,
+                       {"fusion/test": "MSRS/test/labels"},
+                       "Lele-3/MSRS-detection-label @ cb6ffc0 fusion/test (YOLO labels: 0 person, 1 bicycle, 2 car; "
+                       "the detection benchmark)"),)),
     "LLVIP": DatasetSpec(
         "LLVIP", "ivif", 250, "Table 4b",
         layouts=(("LLVIP/infrared/test", "LLVIP/visible/test"),  # the full LLVIP as distributed
@@ -147,9 +150,9 @@ def get(name: str) -> DatasetSpec:
     for spec in REGISTRY.values():
         if low == spec.name.lower() or low in (a.lower().replace("_", "-") for a in spec.aliases):
             return spec
-    close = difflib.get_close_matches(name, list(REGISTRY), n=1, cutoff=0.5)
-    hint = f"; did you mean {close[0]!r}?" if close else f"; known: {', '.join(REGISTRY)}"
-    raise MMDRFuseError(f"unknown data set {name!r}{hint}")
+    from mmdrfuse.names import unknown
+
+    raise unknown("data set", name, REGISTRY)
 
 
 # ------------------------------------------------------------------------------------------------------ lookup
@@ -229,50 +232,6 @@ def available(data_root: str | os.PathLike | None = None, names=PAPER_DATASETS) 
 
 
 # ---------------------------------------------------------------------------------------------------- download
-def _fetch(url: str, dest_dir: Path, sha256: str | None, *, progress: bool, timeout: float) -> Path:
-    """Stream ``url`` into a temporary file in ``dest_dir``; verify length and sha256; return the temp path.
-
-    On any failure the temporary file is removed and a one-line :class:`MMDRFuseError` is raised.
-    """
-    from tqdm import tqdm
-
-    dest_dir.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=".download-", suffix=".part", dir=dest_dir)
-    tmp = Path(tmp_name)
-    try:
-        h = hashlib.sha256()
-        got = 0
-        with os.fdopen(fd, "wb") as f, urllib.request.urlopen(url, timeout=timeout) as resp:
-            total = int(resp.headers.get("Content-Length") or 0) or None
-            with tqdm(total=total, unit="B", unit_scale=True, desc=url.rsplit("/", 1)[-1],
-                      disable=not progress, file=sys.stderr) as bar:
-                while True:
-                    chunk = resp.read(1 << 16)
-                    if not chunk:
-                        break
-                    f.write(chunk)
-                    h.update(chunk)
-                    got += len(chunk)
-                    bar.update(len(chunk))
-        if total is not None and got != total:
-            raise MMDRFuseError(f"{url}: download incomplete ({got} of {total} bytes); nothing was kept, try again")
-        digest = h.hexdigest()
-        if sha256 and digest != sha256.lower():
-            raise MMDRFuseError(f"{url}: sha256 {digest} does not match the expected {sha256}; refusing it, "
-                                "nothing was kept")
-        if not sha256:
-            print(f"note: no published sha256 for {url}; the downloaded archive has sha256 {digest} "
-                  "(pass --sha256 to pin it)", file=sys.stderr)
-        return tmp
-    except BaseException as exc:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        if isinstance(exc, (urllib.error.URLError, http.client.HTTPException, OSError)):
-            raise MMDRFuseError(f"{url}: download failed ({exc.__class__.__name__}: {exc}); nothing was kept; "
-                                "check the address or download it by hand") from None
-        raise
-
-
 def _safe_parts(member: str) -> tuple[str, ...] | None:
     p = PurePosixPath(member.replace("\\", "/"))
     if p.is_absolute() or ".." in p.parts:
@@ -307,20 +266,64 @@ def _strip_top(folder: Path) -> Path:
     return folder
 
 
+DOWNLOADS_DIR = ".downloads"  # under the data root: archives being downloaded (partial files stay for a resume)
+RECORD_FILE = "mmdrfuse-downloads.json"  # under the data root: what was downloaded from where, with its sha256
+
+
+def download_record(name: str, data_root: str | os.PathLike | None = None) -> dict | None:
+    """How data set ``name`` came into the data root (address, archive sha256, date), or None (placed by hand)."""
+    import json
+
+    path = paths.data_root(data_root) / RECORD_FILE
+    try:
+        return json.loads(path.read_text(encoding="utf-8")).get(get(name).name)
+    except (OSError, ValueError):
+        return None
+
+
+def _record(root: Path, spec: DatasetSpec, fetched, extra: bool = False) -> None:
+    import datetime as _dt
+    import json
+
+    from mmdrfuse.atomic import write_json
+
+    path = root / RECORD_FILE
+    try:
+        rec = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        rec = {}
+    entry = {**fetched.record(), "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+    del entry["path"]
+    if extra:
+        rec.setdefault(spec.name, {}).setdefault("extras", []).append(entry)
+    else:
+        rec[spec.name] = {**entry, "provenance": spec.source.provenance}
+    write_json(path, rec)
+
+
+def _archive_name(url: str) -> str:
+    return f"{hashlib.sha1(url.encode()).hexdigest()[:10]}-{url.rstrip('/').rsplit('/', 1)[-1]}"
+
+
 def download(names: str | list[str], data_root: str | os.PathLike | None = None, *, url: str | None = None,
-             sha256: str | None = None, force: bool = False, progress: bool = True,
+             sha256: str | None = None, force: bool = False, progress: bool = True, offline: bool = False,
              timeout: float = 60.0) -> list[Located]:
     """Download and unpack data sets into the data root; returns what is found afterwards.
 
     Data sets already present are left alone unless ``force``. Several data sets sharing one archive (CDDFuse's
-    RoadScene / MRI-PET / MRI-SPECT) download it once. ``url`` / ``sha256`` override the registry (one data set).
+    RoadScene / MRI-PET / MRI-SPECT) download it once, and every missing data set it holds is unpacked. ``url`` / ``sha256`` override the registry (one data set).
+    Archives go through :func:`mmdrfuse.download.fetch` into ``<data root>/.downloads/`` (resumable) and are deleted
+    once unpacked; the address and sha256 of each are recorded in ``<data root>/mmdrfuse-downloads.json``. A data
+    set's ``extras`` (e.g. MSRS's detection labels) are fetched too; if one fails, a warning says so.
     """
     names = [names] if isinstance(names, str) else list(names)
     specs = [get(n) for n in names]
     if (url or sha256) and len(specs) != 1:
         raise MMDRFuseError("--url / --sha256 apply to one data set at a time")
     root = paths.data_root(data_root)
-    todo: dict[tuple[str, str | None], list[DatasetSpec]] = {}
+    # (address, sha256) -> [(data set, source, role)]; role: "main" (asked for), "extra" (optional archive of a data
+    # set, e.g. MSRS's labels), "also" (another missing data set in the same archive: unpacked if it is there)
+    todo: dict[tuple[str, str | None], list[tuple[DatasetSpec, Source, str]]] = {}
     for spec in specs:
         if spec.kind == "synthetic":
             raise MMDRFuseError(f"{spec.name} is generated locally, not downloaded; run 'mmdrfuse data demo'")
@@ -328,36 +331,72 @@ def download(names: str | list[str], data_root: str | os.PathLike | None = None,
         if present is not None:
             print(f"{spec.name}: already present under {root} ({present.n_pairs} pairs; --force to fetch again)",
                   file=sys.stderr)
-            continue
-        src_url = url or spec.source.url
-        if not src_url:
-            raise MMDRFuseError(f"{spec.name}: no direct download address; get it from {spec.homepage}")
-        todo.setdefault((src_url, sha256 or spec.source.sha256), []).append(spec)
+        else:
+            src_url = url or spec.source.url
+            if not src_url:
+                raise MMDRFuseError(f"{spec.name}: no direct download address; get it from {spec.homepage}")
+            todo.setdefault((src_url, sha256 or spec.source.sha256), []).append((spec, spec.source, "main"))
+        for extra in spec.extras:
+            if force or not all((root / dest).is_dir() for dest in extra.members.values()):
+                todo.setdefault((extra.url, extra.sha256), []).append((spec, extra, "extra"))
+    for (src_url, _), group in todo.items():  # an archive holding other missing data sets: unpack them too
+        names_in = {s.name for s, _, _ in group}
+        for other in REGISTRY.values():
+            if other.source.url == src_url and other.name not in names_in and find(other.name, root) is None:
+                group.append((other, other.source, "also"))
 
     for (src_url, digest), group in todo.items():
-        archive = _fetch(src_url, root, digest, progress=progress, timeout=timeout)
-        staging = Path(tempfile.mkdtemp(prefix=".unpack-", dir=root))
+        optional = all(role != "main" for _, _, role in group)
         try:
-            _unpack(archive, staging)
-            top = _strip_top(staging)
-            for spec in group:
-                moves = []
-                for inner, dest in spec.source.members.items():
-                    src = top / inner
-                    if not src.is_dir():
-                        raise MMDRFuseError(f"{src_url}: folder {inner!r} not in the archive; "
-                                            f"the upstream layout changed, place {spec.name} by hand")
-                    moves.append((src, root / dest))
-                for src, dest in moves:  # every folder checked before anything is moved
-                    if dest.exists():
-                        shutil.rmtree(dest)
-                    dest.parent.mkdir(parents=True, exist_ok=True)
-                    os.replace(src, dest)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-            with contextlib.suppress(FileNotFoundError):
-                archive.unlink()
+            _download_one(root, src_url, digest, group, progress=progress, offline=offline, timeout=timeout)
+        except MMDRFuseError as exc:
+            if not optional:
+                raise
+            print(f"warning: {', '.join(s.provenance for _, s, _ in group)}: not fetched ({exc})", file=sys.stderr)
     return [locate(s.name, root) for s in specs]
+
+
+def _download_one(root: Path, src_url: str, digest: str | None, group, *, progress: bool, offline: bool,
+                  timeout: float) -> None:
+    """Fetch one archive, check that every folder the group needs is in it, move them into place, record it."""
+    from mmdrfuse.download import fetch
+
+    dl_dir = root / DOWNLOADS_DIR
+    try:
+        fetched = fetch(src_url, dl_dir / _archive_name(src_url), digest, progress=progress, offline=offline,
+                        timeout=timeout, quiet=not progress)
+    except MMDRFuseError:
+        with contextlib.suppress(OSError):
+            dl_dir.rmdir()  # only when empty: a partial download stays for the next try to resume
+        raise
+    archive = fetched.path
+    staging = Path(tempfile.mkdtemp(prefix=".unpack-", dir=root))
+    try:
+        _unpack(archive, staging)
+        top = _strip_top(staging)
+        moves, done = [], []
+        for spec, source, role in group:
+            missing = [inner for inner in source.members if not (top / inner).is_dir()]
+            if missing and role == "also":
+                continue
+            if missing:
+                raise MMDRFuseError(f"{fetched.url}: folder {missing[0]!r} not in the archive; "
+                                    f"the upstream layout changed, place {spec.name} by hand")
+            moves += [(top / inner, root / dest) for inner, dest in source.members.items()]
+            done.append((spec, role))
+        for src, dest in moves:  # every folder checked before anything is moved
+            if dest.exists():
+                shutil.rmtree(dest)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(src, dest)
+        for spec, role in done:
+            _record(root, spec, fetched, extra=role == "extra")
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        with contextlib.suppress(FileNotFoundError):
+            archive.unlink()
+        with contextlib.suppress(OSError):
+            dl_dir.rmdir()  # only when empty (no partial download of another archive waiting)
 
 
 # ---------------------------------------------------------------------------------------------------------- CLI

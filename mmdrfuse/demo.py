@@ -9,6 +9,10 @@ Each pair is a deterministic function of ``(seed, index, height, width)`` (NumPy
   everywhere; a random illumination level (day / dusk / night) scales it, so targets can be hard to see;
 - infrared (gray): a smooth, low-texture temperature map of the same scene (sky cold, buildings and road mid) plus
   warm targets (pedestrians: body ellipse + head; cars: body with a hot engine and wheels) and a little sensor noise.
+
+Every pedestrian is in both images (warm in the infrared, a low-contrast figure in the visible) and its box is written
+as a YOLO label (``DEMO/labels/<stem>.txt``: ``0 cx cy w h``, normalised), so the detection benchmark runs on the demo
+set too.
 """
 from __future__ import annotations
 
@@ -21,7 +25,8 @@ from PIL import Image
 DEFAULT_PAIRS = 4
 DEFAULT_SIZE = (240, 320)  # H, W
 DEFAULT_SEED = 0
-FOLDER = "DEMO"  # under the data root: DEMO/ir, DEMO/vi (mmdrfuse.data registers it)
+FOLDER = "DEMO"  # under the data root: DEMO/ir, DEMO/vi, DEMO/labels (mmdrfuse.data registers it)
+PERSON = 0  # YOLO class of the pedestrians
 
 
 def _fractal(rng: np.random.Generator, h: int, w: int, octaves: int = 5, base: int = 4) -> np.ndarray:
@@ -54,6 +59,13 @@ def _ellipse(yy: np.ndarray, xx: np.ndarray, cy: float, cx: float, ry: float, rx
 def make_pair(index: int = 0, height: int = DEFAULT_SIZE[0], width: int = DEFAULT_SIZE[1],
               seed: int = DEFAULT_SEED) -> tuple[np.ndarray, np.ndarray]:
     """One deterministic pair: ``(ir uint8 H x W, visible uint8 H x W x 3)``."""
+    ir, vis, _ = make_pair_with_boxes(index, height, width, seed)
+    return ir, vis
+
+
+def make_pair_with_boxes(index: int = 0, height: int = DEFAULT_SIZE[0], width: int = DEFAULT_SIZE[1],
+                         seed: int = DEFAULT_SEED) -> tuple[np.ndarray, np.ndarray, list[tuple[float, ...]]]:
+    """:func:`make_pair` and the pedestrians' boxes as YOLO ``(cx, cy, w, h)``, normalised to [0, 1]."""
     if height < 16 or width < 16:
         raise ValueError(f"demo images need at least 16 x 16 pixels, got {height} x {width}")
     rng = np.random.default_rng([seed, index])
@@ -80,6 +92,7 @@ def make_pair(index: int = 0, height: int = DEFAULT_SIZE[0], width: int = DEFAUL
 
     targets = np.zeros((h, w), np.float64)  # temperature excess of warm objects in [0, 1]
     target_mask = np.zeros((h, w), bool)
+    boxes = []
     for _ in range(int(rng.integers(2, 5))):  # pedestrians
         cy = rng.uniform(horizon + 0.1 * (h - horizon), h * 0.92)
         scale = 0.25 + 0.75 * (cy - horizon) / (h - horizon)
@@ -89,6 +102,10 @@ def make_pair(index: int = 0, height: int = DEFAULT_SIZE[0], width: int = DEFAUL
         head = _ellipse(yy, xx, cy - 1.25 * ry, cx, 0.35 * ry + 1, 0.8 * rx + 0.5)
         targets[body | head] = np.maximum(targets[body | head], rng.uniform(0.75, 1.0))
         target_mask |= body | head
+        ys, xs = np.nonzero(body | head)
+        if len(ys):  # the pixels drawn (clipped at the borders), as a box
+            x0, x1, y0, y1 = xs.min(), xs.max() + 1, ys.min(), ys.max() + 1
+            boxes.append((float(x0 + x1) / 2 / w, float(y0 + y1) / 2 / h, float(x1 - x0) / w, float(y1 - y0) / h))
     for _ in range(int(rng.integers(1, 3))):  # cars
         cy = rng.uniform(horizon + 0.2 * (h - horizon), h * 0.9)
         scale = 0.3 + 0.7 * (cy - horizon) / (h - horizon)
@@ -135,7 +152,7 @@ def make_pair(index: int = 0, height: int = DEFAULT_SIZE[0], width: int = DEFAUL
 
     ir8 = np.clip(np.rint(ir * 255.0), 0, 255).astype(np.uint8)
     vis8 = np.clip(np.rint(vis * 255.0), 0, 255).astype(np.uint8)
-    return ir8, vis8
+    return ir8, vis8, boxes
 
 
 def make_pairs(n_pairs: int = DEFAULT_PAIRS, height: int = DEFAULT_SIZE[0], width: int = DEFAULT_SIZE[1],
@@ -144,16 +161,27 @@ def make_pairs(n_pairs: int = DEFAULT_PAIRS, height: int = DEFAULT_SIZE[0], widt
     return [(f"demo_{i:03d}", *make_pair(i, height, width, seed)) for i in range(n_pairs)]
 
 
+def yolo_lines(boxes) -> str:
+    """YOLO label text (``0 cx cy w h`` per pedestrian)."""
+    return "".join(f"{PERSON} " + " ".join(f"{v:.6f}" for v in b) + "\n" for b in boxes)
+
+
 def write_demo(root: str | os.PathLike, n_pairs: int = DEFAULT_PAIRS, height: int = DEFAULT_SIZE[0],
                width: int = DEFAULT_SIZE[1], seed: int = DEFAULT_SEED) -> Path:
-    """Write the demo set to ``root/DEMO/{ir,vi}/<stem>.png`` (atomic writes; existing identical files kept).
-
-    Returns ``root/DEMO``.
+    """Write the demo set to ``root/DEMO/{ir,vi}/<stem>.png`` and its pedestrians' boxes to
+    ``root/DEMO/labels/<stem>.txt`` (atomic writes; existing identical files kept). Returns ``root/DEMO``.
     """
+    from mmdrfuse.atomic import write_text
     from mmdrfuse.io import save_image
 
     out = Path(root) / FOLDER
-    for stem, ir, vis in make_pairs(n_pairs, height, width, seed):
+    for i in range(n_pairs):
+        stem = f"demo_{i:03d}"
+        ir, vis, boxes = make_pair_with_boxes(i, height, width, seed)
+        label = out / "labels" / f"{stem}.txt"
+        text = yolo_lines(boxes)
+        if not (label.is_file() and label.read_text(encoding="utf-8") == text):
+            write_text(label, text)
         for sub, arr in (("ir", ir), ("vi", vis)):
             target = out / sub / f"{stem}.png"
             if target.is_file():

@@ -3,6 +3,9 @@
 Resolution order for the data root: explicit argument (``--data-root``) > ``MMDRFUSE_DATA`` > the user cache
 directory (``$XDG_CACHE_HOME/mmdrfuse/data`` or ``~/.cache/mmdrfuse/data``). Weights likewise with
 ``--weights-root`` > ``MMDRFUSE_WEIGHTS`` > ``<cache>/weights``. Nothing here creates directories.
+
+Outputs, for every command: ``--out DIR``, by default ``./results`` in the current working directory (never inside the
+installed package); a run on the synthetic demo set defaults to ``./results-demo`` (:func:`results_dir`).
 """
 from __future__ import annotations
 
@@ -37,6 +40,17 @@ def weights_root(explicit: str | os.PathLike | None = None) -> Path:
     if env:
         return Path(env).expanduser()
     return cache_dir() / "weights"
+
+
+RESULTS = "results"  # real-data results
+DEMO_RESULTS = "results-demo"  # results computed on the synthetic demo set
+
+
+def results_dir(explicit: str | os.PathLike | None = None, *, demo: bool = False) -> Path:
+    """Where a command writes: ``explicit`` (``--out``) > ``./results`` (``./results-demo`` for a demo run)."""
+    if explicit:
+        return Path(explicit).expanduser()
+    return Path.cwd() / (DEMO_RESULTS if demo else RESULTS)
 
 
 def repo_root() -> Path:

@@ -666,7 +666,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"profile name ({', '.join(PROFILES)}) or a YAML file (default: cpu)")
     p.add_argument("--teacher", default=None, help="student only: named weights or a teacher checkpoint "
                                                     "(default: the config's, official-teacher)")
-    p.add_argument("--out-dir", default=None, help="run folder (default: runs/train-<kind>-<profile>)")
+    p.add_argument("--out-dir", default=None, help="run folder (default: ./results/runs/train-<kind>-<profile>)")
     p.add_argument("--output", default=None, help="also write the final checkpoint here")
     p.add_argument("--resume", action="store_true", help="continue the run in --out-dir from its last finished epoch")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -697,7 +697,7 @@ def run(args: argparse.Namespace) -> int:
         overrides["vgg.download"] = True
     cfg = load_config(args.config, args.kind, overrides)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    out_dir = args.out_dir or str(Path("runs") / f"train-{cfg.kind}-{cfg.profile}")
+    out_dir = args.out_dir or str(paths.results_dir() / "runs" / f"train-{cfg.kind}-{cfg.profile}")
     from mmdrfuse.atomic import check_out_dir, check_out_file
     from mmdrfuse.fusion import check_device
 

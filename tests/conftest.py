@@ -8,6 +8,10 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 
+# No test downloads from the internet: `benchmarks.run` fetches nothing while this is set (mmdrfuse.download). The
+# download tests unset it and point $MMDRFUSE_MIRROR at a local HTTP server on 127.0.0.1.
+os.environ["MMDRFUSE_OFFLINE"] = "1"
+
 
 def _shared_dir() -> Path | None:
     env = os.environ.get("MMDRFUSE_DATA")

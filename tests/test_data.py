@@ -184,7 +184,8 @@ def test_download_verifies_and_unpacks(no_env, archive):
                             progress=False)
     assert f.n_pairs == 3 and f.ir_dir == root / "MRI_PET" / "MRI"
     assert np.asarray(Image.open(root / "MRI_PET" / "PET" / "2.png"))[0, 0] == 21
-    assert _leftovers(root) == ["MRI_PET"]  # no archive, no temp folder left
+    assert _leftovers(root) == ["MRI_PET", data.RECORD_FILE]  # no archive, no temp folder left
+    assert data.download_record("MRI-PET", root)["sha256"] == hashlib.sha256(archive).hexdigest()
     # a second call finds it and does not download
     assert data.download("MRI-PET", root, url="http://127.0.0.1:9/unreachable", progress=False)[0].n_pairs == 3
 
@@ -202,7 +203,7 @@ def test_datasets_sharing_an_archive_download_it_once(no_env, monkeypatch):
         found = data.download(["MRI-PET", "MRI-SPECT"], root, progress=False)
         assert srv.hits == 1
     assert [(f.name, f.n_pairs) for f in found] == [("MRI-PET", 1), ("MRI-SPECT", 1)]
-    assert _leftovers(root) == ["MRI_PET", "MRI_SPECT"]
+    assert _leftovers(root) == ["MRI_PET", "MRI_SPECT", data.RECORD_FILE]
 
 
 def test_download_checksum_mismatch_refused(no_env, archive):
@@ -214,12 +215,16 @@ def test_download_checksum_mismatch_refused(no_env, archive):
     assert data.find("MRI-PET", root) is None
 
 
-def test_download_truncated_leaves_nothing(no_env, archive):
+def test_download_truncated_keeps_a_partial_file_and_resumes(no_env, archive):
     root = no_env / "dl"
     with _Server(archive, truncate=True) as srv:
-        with pytest.raises(MMDRFuseError, match="download"):
+        with pytest.raises(MMDRFuseError, match="rerun to resume"):
             data.download("MRI-PET", root, url=srv.url, progress=False)
-    assert _leftovers(root) == []
+        assert _leftovers(root) == [data.DOWNLOADS_DIR] and data.find("MRI-PET", root) is None
+        assert [p.suffix for p in (root / data.DOWNLOADS_DIR).iterdir()] == [".part"]
+        srv.truncate = False  # (this server ignores Range: the partial file is restarted; see test_download.py)
+        assert data.download("MRI-PET", root, url=srv.url, progress=False)[0].n_pairs == 3
+    assert _leftovers(root) == ["MRI_PET", data.RECORD_FILE]
 
 
 def test_download_archive_without_expected_folder(no_env):

@@ -305,6 +305,68 @@ def test_unknown_profile_and_dataset_fail_with_one_line(tmp_path, capsys):
     assert "did you mean 'MSRS'" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("argv, hint", [
+    (["table5", "--methods", "MMDRFuze"], "unknown method 'MMDRFuze'; did you mean 'MMDRFuse'"),
+    (["tabel5"], "unknown target 'tabel5'; did you mean 'table5'"),
+    (["table5", "--baselines", "learnd"], "unknown baselines selection 'learnd'; did you mean 'learned'"),
+    (["table5", "--datasets", "MRI_PTE"], "did you mean 'MRI-PET'"),
+    (["table5", "--profile", "quik"], "did you mean 'quick'"),
+])
+def test_unknown_names_fail_with_did_you_mean(tmp_path, capsys, argv, hint):
+    assert brun.main([*argv, "--out", str(tmp_path / "out"), "--cache", str(tmp_path / "cache")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and hint in err[0]
+    assert not (tmp_path / "out").exists()
+
+
+def test_method_names_are_case_insensitive_and_canonical():
+    args = brun.parse_args(["table5", "--methods", "mmdrfuse", "tardal", "MMDRFuse (mmdrfuse-cpu)"])
+    brun.check_names(args, brun.load_profiles())
+    assert args.methods == ["MMDRFuse", "TarDAL", "MMDRFuse (mmdrfuse-cpu)"]
+
+
+def test_results_go_to_the_working_directory(tmp_path, monkeypatch):
+    """Real data: ./results; a demo run: ./results-demo; never the installed package's folder."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    root = tmp_path / "data"
+    for mod in ("MRI", "PET"):  # one "real" pair
+        (root / "MRI_PET" / mod).mkdir(parents=True)
+        Image.fromarray(np.zeros((8, 8), np.uint8)).save(root / "MRI_PET" / mod / "1.png")
+    ctx = brun.build_context(brun.parse_args(["table5", "--data-root", str(root), "--cache", str(tmp_path / "c")]))
+    assert not ctx.synthetic and ctx.out_dir == tmp_path / "results"
+    ctx = brun.build_context(brun.parse_args(["table5", "--data-root", str(tmp_path / "none"),
+                                              "--cache", str(tmp_path / "c")]))
+    assert ctx.synthetic and ctx.out_dir == tmp_path / "results-demo"
+    assert data.find("DEMO", ctx.data_root) is not None and ctx.searched_data_root == tmp_path / "none"
+
+
+def test_demo_never_writes_into_real_results(tmp_path, capsys):
+    real = tmp_path / "results"
+    real.mkdir()
+    (real / "table4.provenance.json").write_text(json.dumps({"target": "table4", "profile": "cpu"}))
+    code = brun.main(["table5", "--synthetic", "--out", str(real), "--cache", str(tmp_path / "c"), "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "holds results computed on real data (table4.provenance.json" in err[0]
+    assert sorted(p.name for p in real.iterdir()) == ["table4.provenance.json"]
+    (real / "table4.provenance.json").write_text(json.dumps({"target": "table4", "demo": True}))
+    from benchmarks.report import real_results_in
+
+    assert real_results_in(real) is None  # a folder of demo results may take more demo results
+
+
+def test_demo_places_labelled_pedestrians(tmp_path):
+    out = demo.write_demo(tmp_path, n_pairs=3)
+    for i in range(3):
+        ir, _, boxes = demo.make_pair_with_boxes(i)
+        lines = (out / "labels" / f"demo_{i:03d}.txt").read_text().splitlines()
+        assert len(lines) == len(boxes) >= 2 and all(ln.startswith("0 ") for ln in lines)
+        for cx, cy, w, h in boxes:  # each box sits on a warm blob of the infrared image
+            y, x = int(cy * ir.shape[0]), int(cx * ir.shape[1])
+            assert ir[y, x] > 150, (i, cx, cy)
+            assert 0 < w < 0.2 and 0 < h < 0.5
+
+
 def test_profiles_are_complete():
     profiles = brun.load_profiles()
     assert {"quick", "cpu", "paper"} <= set(profiles)

@@ -1,5 +1,11 @@
-"""Calibration against the authors' evaluator: ../shared/reference/metrics/reference_values.csv (12 triples x 12
-metrics, computed with the authors' code), and the reading convention against OpenCV."""
+"""Calibration against the authors' evaluator, and the reading convention against OpenCV.
+
+Two reference sets, each (fused, A, B) triples x 12 metrics computed with the authors' evaluator code:
+- tests/data/metrics_synthetic/ (4 small synthetic triples made for this purpose, copied from
+  ../shared/reference/metrics_synthetic; see its README): checked in every clone;
+- ../shared/reference/metrics/reference_values.csv (12 triples of real data and fused images): checked where
+  ../shared is present, skipped with the reason otherwise.
+"""
 from __future__ import annotations
 
 import csv
@@ -26,28 +32,55 @@ def _shared() -> Path | None:
     return SHARED
 
 
-def _rows() -> list[dict]:
-    shared = _shared()
-    path = shared / "reference" / "metrics" / "reference_values.csv" if shared else None
+SYNTHETIC = Path(__file__).resolve().parent / "data" / "metrics_synthetic"
+
+
+def _read_rows(path: Path | None) -> list[dict]:
     if path is None or not path.is_file():
         return []
     with open(path, newline="") as fh:
         return list(csv.DictReader(fh))
 
 
-ROWS = _rows()
-CASES = [pytest.param(i, m, id=f"{r['fused'].rsplit('.', 1)[0]}-{m}")
-         for i, r in enumerate(ROWS) for m in REFERENCE_METRICS]
-NO_REFERENCE = [pytest.param(0, "SD", marks=pytest.mark.skip(reason="no ../shared/reference"))]
+def _shared_csv() -> Path | None:
+    shared = _shared()
+    return shared / "reference" / "metrics" / "reference_values.csv" if shared else None
+
+
+ROWS = _read_rows(_shared_csv())  # ../shared/reference/metrics
+SYN_ROWS = _read_rows(SYNTHETIC / "reference_values.csv")  # tests/data/metrics_synthetic (every clone)
+
+
+def _cases(rows: list[dict]) -> list:
+    return [pytest.param(i, m, id=f"{r['fused'].rsplit('.', 1)[0]}-{m}") for i, r in enumerate(rows)
+            for m in REFERENCE_METRICS]
+
+
+CASES, SYN_CASES = _cases(ROWS), _cases(SYN_ROWS)
+NO_REFERENCE = [pytest.param(0, "SD", marks=pytest.mark.skip(
+    reason="../shared/reference not found (set MMDRFUSE_DATA or place shared/ beside the repo); the synthetic "
+           "triples in tests/data/metrics_synthetic are checked instead"))]
+
+
+def _triple(kind: str, i: int) -> tuple[Path, Path, Path]:
+    """(fused, A, B) files of row ``i`` of the ``shared`` or ``synthetic`` reference set."""
+    if kind == "synthetic":
+        row = SYN_ROWS[i]
+        return SYNTHETIC / row["fused"], SYNTHETIC / row["source_a"], SYNTHETIC / row["source_b"]
+    shared, row = _shared(), ROWS[i]
+    return shared / "reference" / "metrics" / "fused" / row["fused"], shared / row["source_a"], shared / row["source_b"]
 
 
 @lru_cache(maxsize=None)
-def _values(i: int, convention: str = "float") -> dict[str, float]:
-    shared, row = _shared(), ROWS[i]
+def _values(i: int, convention: str = "float", kind: str = "shared") -> dict[str, float]:
     read = lambda p: read_eval_gray(p, convention)[None, None]  # noqa: E731
-    f = read(shared / "reference" / "metrics" / "fused" / row["fused"])
-    a, b = read(shared / row["source_a"]), read(shared / row["source_b"])
+    f, a, b = (read(p) for p in _triple(kind, i))
     return {k: v.item() for k, v in M.compute_all(f, a, b, REFERENCE_METRICS).items()}
+
+
+def _check(row: dict, got: float, metric: str) -> None:
+    """The acceptance bound: 1e-4 relative (SSIM 3e-4)."""
+    assert got == pytest.approx(float(row[metric]), rel=TOLERANCE.get(metric, 1e-4)), f"{row['fused']} {metric}"
 
 
 def test_reference_csv_present(shared_reference):
@@ -57,9 +90,19 @@ def test_reference_csv_present(shared_reference):
 
 @pytest.mark.parametrize("i, metric", CASES or NO_REFERENCE)
 def test_matches_authors_evaluator(shared_reference, i, metric):
-    want = float(ROWS[i][metric])
-    got = _values(i)[metric]
-    assert got == pytest.approx(want, rel=TOLERANCE.get(metric, 1e-4)), f"{ROWS[i]['fused']} {metric}"
+    _check(ROWS[i], _values(i)[metric], metric)
+
+
+def test_synthetic_reference_present():
+    """The copy committed with the tests: 4 triples, the 12 metrics, every image there."""
+    assert len(SYN_ROWS) == 4 and set(REFERENCE_METRICS) <= set(SYN_ROWS[0])
+    assert all(p.is_file() for i in range(len(SYN_ROWS)) for p in _triple("synthetic", i))
+
+
+@pytest.mark.parametrize("i, metric", SYN_CASES)
+def test_synthetic_triples_match_authors_evaluator(i, metric):
+    """Runs in every clone (no ../shared needed)."""
+    _check(SYN_ROWS[i], _values(i, "float", "synthetic")[metric], metric)
 
 
 def test_uint8_reading_also_within_tolerance(shared_reference):
@@ -70,7 +113,7 @@ def test_uint8_reading_also_within_tolerance(shared_reference):
             continue
         got = _values(i, "uint8")
         for m in REFERENCE_METRICS:
-            assert got[m] == pytest.approx(float(row[m]), rel=TOLERANCE.get(m, 1e-4)), f"{row['fused']} {m}"
+            _check(row, got[m], m)
 
 
 # ---------------------------------------------------------------------------------------- reading vs OpenCV
