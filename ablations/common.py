@@ -36,7 +36,8 @@ import yaml
 
 from mmdrfuse import paths
 from mmdrfuse.atomic import write_json, write_text
-from mmdrfuse.errors import MMDRFuseError, did_you_mean
+from mmdrfuse.errors import MMDRFuseError
+from mmdrfuse.names import unknown
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 PROFILES_FILE = CONFIG_DIR / "profiles.yaml"
@@ -86,7 +87,7 @@ def load_row(key: str) -> Row:
     """The row ``configs/<key>.yaml``; unknown keys fail with a did-you-mean."""
     path = CONFIG_DIR / f"{key}.yaml"
     if not path.is_file():
-        raise did_you_mean(key, row_keys(), "ablation row")
+        raise unknown("ablation row", key, row_keys())
     raw = _yaml(path)
     bad = sorted(set(raw) - {"ablates", "recipe"})
     if bad:

@@ -16,7 +16,6 @@ Conventions (the suite's core conventions, ``mmdrfuse.io``):
 """
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +26,8 @@ import torch
 from torch import nn
 
 from mmdrfuse.errors import BadInputError, MMDRFuseError, NonFiniteError
-from mmdrfuse.errors import did_you_mean as _did_you_mean
+from mmdrfuse.download import sha256_file
+from mmdrfuse.names import unknown
 from mmdrfuse.paths import weights_root as _weights_root
 
 
@@ -52,12 +52,7 @@ class WeightFile:
                 f"or point --weights-root / MMDRFUSE_WEIGHTS at a folder holding {self.relpath})")
 
 
-def sha256_of(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(chunk), b""):
-            h.update(block)
-    return h.hexdigest()
+sha256_of = sha256_file  # the suite's one file hash (mmdrfuse.download)
 
 
 def load_checkpoint(path: Path, method: str, key: str | None = None) -> dict[str, torch.Tensor]:
@@ -150,7 +145,7 @@ class MethodSpec:
 
 
 def did_you_mean(name: str, choices: Iterable[str], what: str = "method") -> MMDRFuseError:
-    return _did_you_mean(name, choices, what)
+    return unknown(what, name, choices)
 
 
 # -------------------------------------------------------------------------------------------- reading quirks

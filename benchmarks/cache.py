@@ -116,7 +116,7 @@ def mmdrfuse_runs(weights_root=None, device: str = "cpu", names: Sequence[str] =
         except MMDRFuseError as exc:
             missing[f"MMDRFuse ({label})"] = str(exc)
             continue
-        sha = checkpoints.sha256_file(path)
+        sha = _sha256(path)
 
         def factory(name=name):
             from mmdrfuse.fusion import MMDRFuseMethod
@@ -192,7 +192,7 @@ def baseline_runs(weights_root=None, device: str = "cpu", which: str = "default"
 
 
 def _sha256(path: Path) -> str:
-    from mmdrfuse.checkpoints import sha256_file
+    from mmdrfuse.download import sha256_file
 
     return sha256_file(path)
 

@@ -28,7 +28,6 @@ import argparse
 import contextlib
 import dataclasses
 import datetime as _dt
-import difflib
 import hashlib
 import json
 import os
@@ -46,6 +45,7 @@ import yaml
 
 from benchmarks.report import STD_SUFFIX
 from mmdrfuse.atomic import write_json, write_text
+from mmdrfuse.names import unknown
 from mmdrfuse.errors import BadInputError, MMDRFuseError
 from mmdrfuse.io import list_images
 from mmdrfuse.lock import WorkLock
@@ -119,9 +119,7 @@ def load_profile(name: str, path: str | os.PathLike = CONFIG_PATH,
     cfg = load_config(path)
     profiles = cfg.get("profiles", {})
     if name not in profiles:
-        close = difflib.get_close_matches(name, list(profiles), n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise MMDRFuseError(f"{path}: unknown detection profile {name!r} (known: {', '.join(profiles)}){hint}")
+        raise unknown("detection profile", name, profiles, where=str(path))
     values = {**cfg.get("defaults", {}), **profiles[name]}
     if seeds:
         values["seeds"] = seeds
@@ -129,9 +127,9 @@ def load_profile(name: str, path: str | os.PathLike = CONFIG_PATH,
         values["seeds"] = tuple(dict.fromkeys(int(s) for s in values["seeds"]))
         values["seed"] = values["seeds"][0]
     known = {f.name for f in dataclasses.fields(DetectionProfile)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise MMDRFuseError(f"{path}: profile {name!r} has unknown keys {unknown}; known keys: {sorted(known)}")
+    extra = sorted(set(values) - known)
+    if extra:
+        raise MMDRFuseError(f"{path}: profile {name!r} has unknown keys {extra}; known keys: {sorted(known)}")
     return DetectionProfile(name=name, **{k: v for k, v in values.items() if k != "name"})
 
 
@@ -377,11 +375,9 @@ def train_and_evaluate(data_yaml: Path, run_dir: Path, profile: DetectionProfile
 
 # ------------------------------------------------------------------------------------------------------ benchmark
 def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    from mmdrfuse.download import sha256_file
+
+    return sha256_file(path)
 
 
 def _fingerprint(images: Mapping[str, Path], split: Split, labels_dir: Path) -> str:
@@ -600,9 +596,7 @@ def resolve_dataset(name: str, data_root: Path, labels_cache: Path, config: dict
     ``labels_cache``); raise a one-line error naming what is missing."""
     cfg = (config or load_config())["datasets"]
     if name not in cfg:
-        close = difflib.get_close_matches(name, list(cfg), n=1)
-        raise MMDRFuseError(f"no detection dataset {name!r} (known: {', '.join(cfg)})"
-                            + (f"; did you mean {close[0]!r}?" if close else ""))
+        raise unknown("detection dataset", name, cfg)
     d = cfg[name]
     root = Path(data_root)
     ir, vis = root / d["ir"], root / d["vis"]

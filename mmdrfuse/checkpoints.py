@@ -24,7 +24,9 @@ from torch import nn
 
 from mmdrfuse import paths
 from mmdrfuse.atomic import atomic_path
-from mmdrfuse.errors import MMDRFuseError, did_you_mean
+from mmdrfuse.download import sha256_file
+from mmdrfuse.errors import MMDRFuseError
+from mmdrfuse.names import unknown
 from mmdrfuse.models import Student, StudentConfig, Teacher, build, config_dict
 
 FORMAT = "mmdrfuse-checkpoint"
@@ -73,14 +75,6 @@ _register_packaged()
 
 
 # ---------------------------------------------------------------------------------------------------- hashing
-def sha256_file(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def sha256_state_dict(state_dict: dict[str, torch.Tensor]) -> str:
     """A format-independent hash of the weights: key names, dtypes, shapes and raw bytes, in key order."""
     h = hashlib.sha256()
@@ -197,7 +191,7 @@ def resolve(name_or_path: str | os.PathLike, weights_root: str | os.PathLike | N
         if not p.is_file():
             raise MMDRFuseError(f"{p}: checkpoint not found")
         return p
-    raise did_you_mean(s, WEIGHTS, "weights")
+    raise unknown("weights", s, WEIGHTS)
 
 
 def load_model(name_or_path: str | os.PathLike = "official-student", device: str | torch.device = "cpu",

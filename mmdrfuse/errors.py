@@ -24,15 +24,3 @@ class BadInputError(MMDRFuseError):
 class NonFiniteError(MMDRFuseError):
     """NaN or inf where finite numbers are required (weights, inputs, network outputs)."""
 
-
-def did_you_mean(name: str, choices, what: str, where: str | None = None) -> MMDRFuseError:
-    """The suite's one "unknown name" error (methods, weights, data sets, metrics, targets...): the closest known
-    names first, then all of them. Raise what it returns."""
-    import difflib
-
-    choices = sorted(str(c) for c in choices)
-    close = difflib.get_close_matches(str(name).lower(), choices, n=3, cutoff=0.5) or \
-        difflib.get_close_matches(str(name), choices, n=3, cutoff=0.5)
-    hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
-    prefix = f"{where}: " if where else ""
-    return MMDRFuseError(f"{prefix}unknown {what} {name!r}{hint} (known: {', '.join(choices)})")

@@ -10,7 +10,8 @@ from __future__ import annotations
 from importlib import metadata
 from typing import Mapping
 
-from mmdrfuse.errors import MMDRFuseError, did_you_mean
+from mmdrfuse.errors import MMDRFuseError
+from mmdrfuse.names import unknown
 
 GROUP = "mmdrfuse.methods"
 CORE = "mmdrfuse"  # the name of the core's own method (its weights are chosen separately)
@@ -45,4 +46,4 @@ def spec(name: str):
     if not any(r for k, r in regs.items() if k != "_errors"):
         raise MMDRFuseError(f"method {name!r}: no method package is installed besides MMDRFuse (pip install -e . "
                             "in the repository registers the baselines)")
-    raise did_you_mean(name, names(), "method")
+    raise unknown("method", name, names())

@@ -41,7 +41,8 @@ from tqdm import tqdm
 
 from mmdrfuse import losses, paths
 from mmdrfuse.atomic import atomic_path, write_json, write_text
-from mmdrfuse.errors import MMDRFuseError, did_you_mean
+from mmdrfuse.errors import MMDRFuseError
+from mmdrfuse.names import unknown
 from mmdrfuse.models import Student, StudentConfig, Teacher
 from mmdrfuse.patches import PatchConfig, PatchSet, build_patches, epoch_order, shard_ids
 from mmdrfuse.refresh import DynamicRefresh, RefreshResult
@@ -146,7 +147,7 @@ def _from_dict(cls, d: dict, where: str):
     kwargs = {}
     for k, v in (d or {}).items():
         if k not in names:
-            raise did_you_mean(k, names, "key", where)
+            raise unknown("key", k, names, where)
         default = names[k].default_factory() if names[k].default_factory is not dataclasses.MISSING else None
         if dataclasses.is_dataclass(default):
             if not isinstance(v, dict):
@@ -203,7 +204,7 @@ def config_path(name_or_path: str | os.PathLike, kind: str) -> Path:
         return CONFIG_DIR / f"train_{s}_{kind}.yaml"
     p = Path(s).expanduser()
     if not p.is_file():
-        raise did_you_mean(s, PROFILES, "profile", where=f"{p}: config file not found")
+        raise unknown("profile", s, PROFILES, where=f"{p}: config file not found")
     return p
 
 
