@@ -247,15 +247,22 @@ def add_arguments(p) -> None:
         q.add_argument("--weights-root", default=argparse.SUPPRESS, help=root_help)
 
 
+RESUME_HINT = "a partial download is kept beside its target: rerun the same command to resume it"
+
+
 def run(args) -> int:
     if args.action == "list":
         for n, e in WEIGHTS.items():
             p = e.local_path(args.weights_root)
             print(f"{n:18s} {e.kind:8s} {_status(n, p):10s} {p}  {e.description}")
         return 0
+    from mmdrfuse.atomic import check_out_dir
+
     for n in args.names:
         if n not in WEIGHTS:
             resolve(n)  # raises with a did-you-mean
+    check_out_dir(paths.weights_root(args.weights_root), "weights root")
+    for n in args.names:
         e = WEIGHTS[n]
         p = e.local_path(args.weights_root)
         if p.is_file() and (e.sha256 is None or sha256_file(p) == e.sha256):

@@ -420,7 +420,12 @@ def add_arguments(p) -> None:
         q.add_argument("--data-root", default=argparse.SUPPRESS, help=root_help)
 
 
+RESUME_HINT = "a partial download is kept beside its target: rerun the same command to resume it"
+
+
 def run(args) -> int:
+    from mmdrfuse.atomic import check_out_dir
+
     if args.action == "list":
         root = paths.data_root(args.data_root)
         print(f"data root: {root}")
@@ -434,6 +439,8 @@ def run(args) -> int:
             if f is not None and f.flag:
                 print(f"             ! {f.flag}")
         return 0
+    if args.action in ("download", "demo"):
+        check_out_dir(paths.data_root(args.data_root), "data root")
     if args.action == "download":
         names = list(PAPER_DATASETS) if args.names == ["all"] else args.names
         for f in download(names, args.data_root, url=args.url, sha256=args.sha256, force=args.force,
@@ -443,6 +450,8 @@ def run(args) -> int:
     if args.action == "demo":
         from mmdrfuse import demo
 
+        if args.pairs is not None and args.pairs < 1:
+            raise MMDRFuseError(f"--pairs {args.pairs}: give at least 1")
         kw = {} if args.pairs is None else {"n_pairs": args.pairs}
         out = demo.write_demo(paths.data_root(args.data_root), **kw)
         print(f"synthetic demo pairs written to {out} (NOT the paper's data)")
