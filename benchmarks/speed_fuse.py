@@ -1,6 +1,7 @@
 """Speed of the student's forward on CPU: the straightforward nn.Module vs the suite's fast path, and the roofline.
 
     python -m benchmarks.speed_fuse [--size 1024x1280] [--batches 1,8] [--repeats 9] [--candidates default|all|a,b]
+    python -m benchmarks.speed_fuse --whole-process [--pairs N] [--baseline-repo OLD_CHECKOUT]   (the command)
 
 For each batch size, every candidate fuses a seeded random N x 2 x H x W input (the compute does not depend on the
 values); after ``--warmup`` untimed calls each, the timed calls are *interleaved* across candidates (round r times
@@ -338,12 +339,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's default)")
     p.add_argument("--slices", type=int, default=300,
                    help="timed 64-row slices for the single-thread estimate of the fast path (0 = skip; default 300)")
-    p.add_argument("--out-dir", default=None, help="where to write speed_fuse.csv (default <repo>/results)")
+    p.add_argument("--out-dir", default=None, help="where to write speed_fuse.csv (default ./results)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     return p.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--whole-process" in argv:  # the `mmdrfuse fuse` command on a folder, from process start
+        from benchmarks.whole_process import main as whole
+
+        return whole("fuse", [a for a in argv if a != "--whole-process"])
     args = parse_args(argv)
     from mmdrfuse.memory import keep_freed_memory
 
@@ -367,9 +373,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if "plain" not in cands:
         cands = ("plain", *cands)
-    from mmdrfuse.paths import repo_root
+    from mmdrfuse.paths import results_dir
 
-    out_dir = Path(args.out_dir) if args.out_dir else repo_root() / "results"
+    out_dir = results_dir(args.out_dir)
     command = " ".join(shlex.quote(a) for a in ["python", "-m", "benchmarks.speed_fuse", *(argv if argv is not None
                                                                                            else sys.argv[1:])])
     load_before = _loadavg()
