@@ -157,10 +157,8 @@ def compute_all(fused: Tensor, a: Tensor, b: Tensor, names: Iterable[str] | None
 
 # ------------------------------------------------------------------------------------------- conventions
 CONVENTIONS: dict[str, str] = {
-    "mmdrfuse": "the MMDRFuse paper's (the authors' CDDFuse-style evaluator): images read as gray (OpenCV BGR2GRAY, "
-                "rounded), SSIM/VIF/MI summed over the sources; names SD, SCD, VIF, Qabf, SSIM, CC, ...",
-    "vifb": "VIFB's MATLAB benchmark (Zhang et al. 2020): colour kept, metrics per channel and averaged, VIFB's "
-            "definitions and names Cross_entropy, Entropy, ..., Qcv",
+    "mmdrfuse": "the MMDRFuse paper's evaluator (default): gray images, metrics SD, SCD, VIF, Qabf, SSIM, CC, ...",
+    "vifb": "VIFB's MATLAB benchmark: colour per channel, VIFB's definitions and names Cross_entropy, ..., Qcv",
 }
 
 
@@ -178,6 +176,7 @@ def check_convention(name: str) -> str:
     raise UnknownConventionError(msg + f" (available: {', '.join(CONVENTIONS)})")
 
 
-__all__ = ["CONVENTIONS", "UnknownConventionError", "check_convention", "METRICS", "PAPER_METRICS", "EXTRA_METRICS", "DEFAULT_METRICS", "MetricSpec", "UnknownMetricError", "get",
+__all__ = ["METRICS", "PAPER_METRICS", "EXTRA_METRICS", "DEFAULT_METRICS", "MetricSpec", "UnknownMetricError", "get",
            "resolve", "min_size", "compute_all", "SD", "SCD", "VIF", "Qabf", "SSIM", "CC", "EN", "SF", "AG", "MI",
-           "PSNR", "MSE", "Nabf", "SSIM_dr255", "SSIM_gauss255", "CE", "EI", "RMSE", "Qcb", "Qcv"]
+           "PSNR", "MSE", "Nabf", "SSIM_dr255", "SSIM_gauss255"]
+__all__ += ["CE", "EI", "RMSE", "Qcb", "Qcv", "CONVENTIONS", "UnknownConventionError", "check_convention"]
