@@ -35,6 +35,14 @@ def round_half_away(x: Tensor) -> Tensor:
     return torch.where(tie, t + torch.sign(x), r)
 
 
+def round_half_away_nonneg_(y: Tensor) -> Tensor:
+    """:func:`round_half_away` of values >= 0 (or NaN), in place and cheaper: ``floor(y + 0.5)`` for y >= 0.5 and 0
+    below. (For y >= 1, y + 0.5 is exact unless it reaches the next binade, i.e. a power of two, which it then
+    exceeds anyway; for 0.5 <= y < 1 it lands in [1, 1.5]. Only just below 0.5 could the sum round up to 1.)"""
+    big = y >= 0.5
+    return y.add_(0.5).floor_().mul_(big)
+
+
 def rgb2gray(x: Tensor, *, integer: bool) -> Tensor:
     """MATLAB ``rgb2gray`` of (..., 3, H, W) RGB -> (..., H, W): ``0.2989 R + 0.5870 G + 0.1140 B`` with the exact
     weights :data:`RGB2GRAY`. ``integer=True`` is the uint8 input's path (rounded half away, saturated to 0..255),
@@ -50,9 +58,9 @@ def normalize1(x: Tensor) -> Tensor:
     as in MATLAB."""
     lo = x.amin((-2, -1), keepdim=True)
     hi = x.amax((-2, -1), keepdim=True)
-    out = round_half_away((x - lo) / (hi - lo) * 255.0)
+    out = round_half_away_nonneg_((x - lo).div_(hi - lo).mul_(255.0))  # NaN stays NaN (NaN * 0)
     zero = (hi == 0) & (lo == 0)
-    return torch.where(zero, x, out)
+    return torch.where(zero, x, out) if bool(zero.any()) else out
 
 
 def freqspace_axis(n: int, scale: float, *, half: bool = False, dtype=torch.float64, device=None) -> Tensor:
@@ -71,12 +79,6 @@ def freq_radius(h: int, w: int, scale_h: float, scale_w: float, *, dtype=torch.f
     v = freqspace_axis(h, scale_h, dtype=dtype, device=device)
     u = freqspace_axis(w, scale_w, half=True, dtype=dtype, device=device)
     return torch.sqrt(u[None, :] * u[None, :] + v[:, None] * v[:, None])
-
-
-def csf_filter(x: Tensor, response: Tensor) -> Tensor:
-    """Real (..., H, W) maps filtered in the frequency domain with a real response on the rfft2 bins (see
-    :func:`freq_radius`)."""
-    return torch.fft.irfft2(torch.fft.rfft2(x) * response, s=x.shape[-2:])
 
 
 def gaussian_factor(size: int, sigma: float, *, dtype=torch.float64, device=None) -> Tensor:

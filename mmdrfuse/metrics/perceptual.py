@@ -34,7 +34,7 @@ from torch import Tensor
 
 from mmdrfuse.metrics._context import Batch
 from mmdrfuse.metrics._primitives import reduce, sobel_zero
-from mmdrfuse.metrics.matlab import block_sums, csf_filter, filter2_same, freq_radius, gaussian_factor, normalize1
+from mmdrfuse.metrics.matlab import block_sums, filter2_same, freq_radius, gaussian_factor, normalize1
 
 # Chen-Blum
 QCB_F0, QCB_F1, QCB_A = 15.3870, 1.3456, 0.7622
@@ -48,9 +48,23 @@ QCV_ALPHA = 5
 QCV_SCALE = 8.0  # u = W/8 f_u, v = H/8 f_v
 
 
-def _stack(ctx: Batch) -> Tensor:
-    """normalize1 of F, A, B: (3, N, H, W)."""
-    return normalize1(torch.cat([ctx.f[None], ctx.s]))
+def _shared(ctx: Batch, key: str, make) -> Tensor:
+    """A map computed once per Batch, kept where functools.cached_property keeps the Batch's own shared maps."""
+    cache = ctx.__dict__
+    if key not in cache:
+        cache[key] = make()
+    return cache[key]
+
+
+def normalized(ctx: Batch) -> Tensor:
+    """normalize1 of F, A, B: (3, N, H, W), computed once per Batch (Qcb, Qcv and VIFB's Mutinf share it)."""
+    return _shared(ctx, "_normalize1", lambda: normalize1(torch.cat([ctx.f[None], ctx.s])))
+
+
+def _spectrum(ctx: Batch) -> Tensor:
+    """rfft2 of :func:`normalized` (Qcb filters the images, Qcv their differences S - F: by linearity, the same
+    spectra)."""
+    return _shared(ctx, "_normalize1_rfft2", lambda: torch.fft.rfft2(normalized(ctx)))
 
 
 def chen_blum_sensitivity(h: int, w: int, *, dtype=torch.float64, device=None) -> Tensor:
@@ -66,28 +80,31 @@ def mannos_sakrison(h: int, w: int, *, dtype=torch.float64, device=None) -> Tens
 
 
 def _qcb(ctx: Batch) -> Tensor:
-    x = _stack(ctx)
-    h, w = x.shape[-2:]
-    x = csf_filter(x, chen_blum_sensitivity(h, w, dtype=x.dtype, device=x.device))
+    h, w = ctx.f.shape[-2:]
+    spec = _spectrum(ctx)
+    x = torch.fft.irfft2(spec * chen_blum_sensitivity(h, w, dtype=ctx.dtype, device=spec.device), s=(h, w))
     g1, g2 = (gaussian_factor(QCB_TAPS, s, dtype=x.dtype, device=x.device) for s in QCB_SIGMAS)
-    c = (filter2_same(x, g1) / filter2_same(x, g2)).sub_(1.0).abs_()
-    cp = c.pow(QCB_P) / (c.pow(QCB_Q) + QCB_Z)
+    c = filter2_same(x, g1).div_(filter2_same(x, g2)).sub_(1.0).abs_()
+    c2 = c * c  # C' = C^p / (C^q + Z) with p = 3, q = 2
+    cp = c2.mul(c).div_(c2.add_(QCB_Z))
     cf, cs = cp[0], cp[1:]
-    mask = (cs < cf).to(x.dtype)  # MATLAB's arithmetic masking (0/0 in an unused branch still gives NaN)
-    q = (cs / cf) * mask + (cf / cs) * (1.0 - mask)
-    sal = cs * cs
-    lam = sal / sal.sum(0)
-    return (lam * q).sum(0).mean((-2, -1))
+    # Q_SF = min/max of C'_S, C'_F; MATLAB's arithmetic masking (C1P./CfP).*mask + (CfP./C1P).*(1-mask) gives NaN
+    # wherever either is exactly 0 (0/0 or Inf*0 in the unused branch), kept here
+    lo = torch.minimum(cs, cf)
+    q = lo.div(torch.maximum(cs, cf)).masked_fill_(lo == 0, float("nan"))
+    sal = cs.mul_(cs)  # lambda_S = C'_S^2 / (C'_A^2 + C'_B^2)
+    return (sal * q).sum(0).div_(sal.sum(0)).mean((-2, -1))
 
 
 def _qcv(ctx: Batch) -> Tensor:
-    x = _stack(ctx)
+    x = normalized(ctx)
     h, w = x.shape[-2:]
     gx, gy = sobel_zero(x[1:])
-    g = torch.sqrt(gx * gx + gy * gy)
-    lam = block_sums(g.pow(QCV_ALPHA), QCV_WINDOW)  # (2, N, h', w')
-    d = csf_filter(x[1:] - x[0], mannos_sakrison(h, w, dtype=x.dtype, device=x.device))
-    dist = block_sums(d * d, QCV_WINDOW) / float(QCV_WINDOW * QCV_WINDOW)
+    g2 = gx.mul_(gx).add_(gy.mul_(gy))
+    lam = block_sums(g2.sqrt().mul_(g2).mul_(g2), QCV_WINDOW)  # sum of G^5 per 16 x 16 region: (2, N, h', w')
+    spec = _spectrum(ctx)
+    d = torch.fft.irfft2((spec[1:] - spec[0]).mul_(mannos_sakrison(h, w, dtype=x.dtype, device=x.device)), s=(h, w))
+    dist = block_sums(d.mul_(d), QCV_WINDOW).mul_(1.0 / (QCV_WINDOW * QCV_WINDOW))
     return (lam * dist).sum((0, -2, -1)) / lam.sum((0, -2, -1))
 
 

@@ -49,7 +49,7 @@ from torch import Tensor
 from mmdrfuse.metrics import extras, perceptual
 from mmdrfuse.metrics._context import Batch
 from mmdrfuse.metrics._primitives import check_dtype, histogram256, joint_histogram256, reduce
-from mmdrfuse.metrics.matlab import rgb2gray, round_half_away
+from mmdrfuse.metrics.matlab import rgb2gray
 from mmdrfuse.metrics.statistics import mutual_information
 
 
@@ -81,17 +81,11 @@ def _entropy(ctx: Batch) -> Tensor:
     return -torch.where(p > 0, p * torch.log2(p), 0.0).sum(-1)
 
 
-def _minmax_levels(x: Tensor) -> Tensor:
-    """metricsMutinf.m's scaling: int16(255 (x - min) / (max - min)) per image (0 for a constant image)."""
-    lo = x.amin((-2, -1), keepdim=True)
-    hi = x.amax((-2, -1), keepdim=True)
-    scaled = round_half_away((x - lo) / (hi - lo) * 255.0)
-    return torch.where(hi > lo, scaled, 0.0).to(torch.int64)
-
-
 def _mutinf(ctx: Batch) -> Tensor:
-    joint = joint_histogram256(_minmax_levels(ctx.s), _minmax_levels(ctx.f)[None])
-    return mutual_information(joint, ctx.dtype).sum(0)
+    # metricsMutinf.m scales each image to int16(255 (x - min) / (max - min)) (0 for a constant image): the same
+    # numbers as Qcb's and Qcv's normalize1 (shared), whose NaN for a constant non-zero image becomes 0 here
+    levels = torch.nan_to_num(perceptual.normalized(ctx), nan=0.0).to(torch.int64)  # (3, N, H, W): F, A, B
+    return mutual_information(joint_histogram256(levels[1:], levels[0]), ctx.dtype).sum(0)
 
 
 def _mes(ctx: Batch) -> Tensor:
