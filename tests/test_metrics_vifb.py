@@ -244,3 +244,18 @@ def test_vifb_names_and_bad_inputs():
         vifb.compute_all(ok[..., :10, :10], ok[..., :10, :10], ok[..., :10, :10], ["Ssim"])
     with pytest.raises(ValueError, match="0..255"):
         vifb.compute_all(ok + 300, ok, ok, ["Qabf"])
+
+
+def test_speed_benchmark_smoke(tmp_path, capsys):
+    from PIL import Image
+
+    from benchmarks import speed_conventions
+
+    paths = []
+    for name, seed in (("f.png", 0), ("i.png", 1), ("v.png", 2)):
+        Image.fromarray(_colour(seed=seed)[0].permute(1, 2, 0).numpy().astype(np.uint8)).save(tmp_path / name)
+        paths.append(str(tmp_path / name))
+    argv = ["--fused", paths[0], "--ir", paths[1], "--vis", paths[2], "--runs", "1", "--warmup", "0", "--threads", "1"]
+    assert speed_conventions.main(argv) == 0
+    out = capsys.readouterr().out
+    assert out.count("read+compute") == 2 and out.count("vifb") >= 2
