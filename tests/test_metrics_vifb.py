@@ -120,6 +120,11 @@ def test_rgb2gray_weights_and_rounding():
 def test_round_half_away():
     x = torch.tensor([-2.5, -1.5, -0.5, 0.5, 1.5, 2.5, 2.4999999999, 0.49999999999999994, 127.5], dtype=torch.float64)
     assert ML.round_half_away(x).tolist() == [-3.0, -2.0, -1.0, 1.0, 2.0, 3.0, 2.0, 0.0, 128.0]
+    y = torch.tensor([0.0, 0.25, 0.49999999999999994, 0.5, 0.75, 1.5, 2.5, 2.4999999999999996, 254.5, 255.0],
+                     dtype=torch.float64)
+    assert ML.round_half_away_nonneg_(y.clone()).tolist() == ML.round_half_away(y).tolist() == [
+        0.0, 0.0, 0.0, 1.0, 1.0, 2.0, 3.0, 2.0, 255.0, 255.0]
+    assert torch.isnan(ML.round_half_away_nonneg_(torch.tensor([float("nan")], dtype=torch.float64))).all()
 
 
 @pytest.mark.parametrize("n", [1, 2, 7, 8, 480, 481])

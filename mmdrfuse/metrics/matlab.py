@@ -1,13 +1,15 @@
 """MATLAB-compatible building blocks for metrics written in MATLAB (VIFB, Z. Liu's imageFusionMetrics).
 
 Each function states which MATLAB call it reproduces and how; all work on batched tensors (..., H, W) on the input's
-device. Filtering reuses :mod:`mmdrfuse.metrics._primitives` (banded GEMMs, zero-padded Sobel, Gaussian factors).
+device. Filtering reuses :mod:`mmdrfuse.metrics._primitives` (banded GEMMs, the normalised Gaussian window).
 
-- :func:`round_half_away`: MATLAB ``round`` and the rounding of ``int16``/``uint8`` casts (half away from zero).
+- :func:`round_half_away`: MATLAB ``round`` and the rounding of ``int16``/``uint8`` casts (half away from zero);
+  :func:`round_half_away_nonneg_` the same, cheaper, for values >= 0.
 - :func:`rgb2gray`: ``rgb2gray`` on uint8 (rounded, saturated) or double input (unrounded).
 - :func:`normalize1`: Z. Liu's ``normalize1`` (min-max to 0..255, rounded).
 - :func:`freq_radius`: ``r = sqrt(u.^2 + v.^2)`` on ``freqspace([H, W], 'meshgrid')`` scaled by (W/k, H/k), in the
   DFT's own bin order (so ``ifft2(ifftshift(fftshift(fft2(x)) .* S))`` becomes ``irfft2(rfft2(x) * S)``).
+- :func:`gaussian_factor`: the 1-D factor of an unnormalised ``exp(-(x^2+y^2)/(2 s^2)) / (2 pi s^2)`` window.
 - :func:`filter2_same`: ``filter2(outer(w, w), x, 'same')`` (zero padding) for a separable window.
 - :func:`block_sums`: ``blkproc(x, [k k], [0 0], @(b) sum(b(:)))`` (partial edge blocks zero-padded).
 """
