@@ -1,11 +1,16 @@
 """``mmdrfuse evaluate``: fusion metrics for a folder of fused images against their source pairs.
 
     mmdrfuse evaluate --fused DIR --ir DIR --vis DIR [--metrics SD VIF ...|paper|all] [--out FILE.csv] [--skip-bad]
+                      [--convention mmdrfuse|vifb]
+    mmdrfuse evaluate --list-conventions | --list-metrics [--convention vifb]
 
 Images are paired by file stem across the three folders and read with the authors' evaluator's convention
 (:func:`mmdrfuse.metrics.reading.read_eval_gray`: 8-bit, OpenCV BGR2GRAY weights, rounded). For medical pairs pass
 the MRI folder as ``--ir`` and the PET/SPECT folder as ``--vis``. The CSV holds one row per image and a final
 ``mean`` row (plain mean over the images; NaN if any image's value is NaN).
+
+``--convention vifb`` computes VIFB's 13 metrics instead, as VIFB's MATLAB code does (colour kept, per channel,
+VIFB's definitions and column names; :mod:`mmdrfuse.metrics.vifb`, :mod:`mmdrfuse.evaluate_vifb`).
 
 Python API: :func:`evaluate_folder` returns the per-image rows as a :class:`pandas.DataFrame`.
 """
@@ -73,7 +78,18 @@ def evaluate_folder(fused_dir: str | os.PathLike, ir_dir: str | os.PathLike, vis
     pixels); images are read ahead in ``read_workers`` threads. A missing partner, an unreadable image, a size
     mismatch or an image too small for a metric raises :class:`BadInputError`, or with ``skip_bad`` leaves the pair
     out and appends a message to ``skipped`` (also stored in ``df.attrs["skipped"]``).
+
+    ``convention``: ``"mmdrfuse"`` (= ``"float"``, the default) or its reading variant ``"uint8"`` (see
+    :mod:`mmdrfuse.metrics.reading`), or ``"vifb"``: VIFB's metrics, names and colour reading
+    (:func:`mmdrfuse.evaluate_vifb.evaluate_folder_vifb`; ``batch_size`` does not apply there).
     """
+    if convention == "vifb":
+        from mmdrfuse.evaluate_vifb import evaluate_folder_vifb
+
+        return evaluate_folder_vifb(fused_dir, ir_dir, vis_dir, metrics, device=device, dtype=dtype,
+                                    skip_bad=skip_bad, skipped=skipped, progress=progress, read_workers=read_workers)
+    if convention not in CONVENTIONS and M.check_convention(convention) == "mmdrfuse":  # unknown names raise
+        convention = "float"
     import pandas as pd
     from tqdm import tqdm
 
@@ -137,19 +153,38 @@ def with_mean_row(df):
 
 
 # ----------------------------------------------------------------------------------------------------- CLI
-def _metric_names(values: list[str] | None) -> list[str] | None:
+def _metric_names(values: list[str] | None, convention: str = "mmdrfuse") -> list[str] | None:
     if not values:
         return None
     out: list[str] = []
     for v in values:
         for n in filter(None, (s.strip() for s in v.split(","))):
             if n.lower() == "paper":
+                if convention == "vifb":
+                    raise MMDRFuseError("--metrics paper names the MMDRFuse paper's six; with --convention vifb use "
+                                        "VIFB's names (mmdrfuse evaluate --list-metrics --convention vifb) or 'all'")
                 out += M.PAPER_METRICS
             elif n.lower() == "all":
-                out += list(M.METRICS)
+                out += _vifb().NAMES if convention == "vifb" else list(M.METRICS)
             else:
                 out.append(n)
     return out
+
+
+def _vifb():
+    from mmdrfuse.metrics import vifb
+
+    return vifb
+
+
+def _resolve(names: list[str] | None, convention: str) -> list[str]:
+    return _vifb().resolve(names) if convention == "vifb" else M.resolve(names)
+
+
+def _spec(name: str, convention: str) -> tuple[bool, bool, str]:
+    """(in the paper, higher is better, description) of a metric of the convention."""
+    spec = _vifb().get(name) if convention == "vifb" else M.get(name)
+    return getattr(spec, "in_paper", False), spec.higher_is_better, spec.description
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -169,21 +204,38 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
     parser.add_argument("--dtype", choices=sorted(DTYPES), default="float64",
                         help="computation precision (default float64)")
-    parser.add_argument("--reading", choices=CONVENTIONS, default="float",
-                        help="colour -> gray convention: 'float' = the authors' evaluator (cv2 float32 BGR2GRAY, "
-                             "rounded; default), 'uint8' = cv2.cvtColor on uint8")
+    parser.add_argument("--reading", choices=CONVENTIONS, default=None,
+                        help="colour -> gray convention of --convention mmdrfuse: 'float' = the authors' evaluator "
+                             "(cv2 float32 BGR2GRAY, rounded; default), 'uint8' = cv2.cvtColor on uint8")
+    parser.add_argument("--convention", default="mmdrfuse", metavar="NAME",
+                        help="metric convention: 'mmdrfuse' (the paper's evaluator; default) or 'vifb' (VIFB's MATLAB "
+                             "benchmark: its 13 metrics, colour per channel, its column names); see "
+                             "--list-conventions")
+    parser.add_argument("--list-conventions", action="store_true", help="list the metric conventions and exit")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice, the core count); "
                              "1 is faster when other processes keep the cores busy")
-    parser.add_argument("--list-metrics", action="store_true", help="list the registered metrics and exit")
+    parser.add_argument("--list-metrics", action="store_true",
+                        help="list the registered metrics (of --convention) and exit")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
-def _list_metrics() -> int:
+def _list_metrics(convention: str = "mmdrfuse") -> int:
     from tabulate import tabulate
 
+    if convention == "vifb":
+        rows = [(n, "higher" if s.higher_is_better else "lower", s.description)
+                for n, s in _vifb().VIFB_METRICS.items()]
+        print(tabulate(rows, headers=["VIFB metric", "better", "description"]))
+        return 0
     rows = [(n, "yes" if s.in_paper else "", "higher" if s.higher_is_better else "lower", s.description)
             for n, s in M.METRICS.items()]
     print(tabulate(rows, headers=["metric", "paper", "better", "description"]))
+    return 0
+
+
+def _list_conventions() -> int:
+    for name, desc in M.CONVENTIONS.items():
+        print(f"{name:<9} {desc}")
     return 0
 
 
@@ -194,8 +246,14 @@ def run(args: argparse.Namespace) -> int:
     from tabulate import tabulate
     from mmdrfuse.atomic import check_out_file
 
+    if args.list_conventions:
+        return _list_conventions()
+    convention = M.check_convention(args.convention)
     if args.list_metrics:
-        return _list_metrics()
+        return _list_metrics(convention)
+    if convention == "vifb" and args.reading:
+        raise MMDRFuseError("--reading applies to --convention mmdrfuse; the vifb convention reads colour as "
+                            "MATLAB's imread does")
     missing = [f"--{k}" for k in ("fused", "ir", "vis") if not getattr(args, k)]
     if missing:
         raise MMDRFuseError(f"mmdrfuse evaluate needs {' '.join(missing)} (see mmdrfuse evaluate --help)")
@@ -215,18 +273,19 @@ def run(args: argparse.Namespace) -> int:
     except (RuntimeError, ValueError, AssertionError) as exc:  # AssertionError: torch built without CUDA
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise MMDRFuseError(f"--device {args.device}: not usable here ({reason}); try --device cpu") from None
-    names = M.resolve(_metric_names(args.metrics))
+    names = _resolve(_metric_names(args.metrics, convention), convention)
     skipped: list[str] = []
+    reading = "vifb" if convention == "vifb" else args.reading or "float"
     df = evaluate_folder(args.fused, args.ir, args.vis, names, batch_size=args.batch_size, device=device,
-                         dtype=DTYPES[args.dtype], convention=args.reading, skip_bad=args.skip_bad, skipped=skipped,
+                         dtype=DTYPES[args.dtype], convention=reading, skip_bad=args.skip_bad, skipped=skipped,
                          progress=not args.quiet)
     table = with_mean_row(df)
     if args.out:
         with atomic_path(args.out) as tmp:
             table.to_csv(tmp, index=False)
     mean = table.iloc[-1]
-    rows = [(n, f"{mean[n]:.4f}", "paper" if M.get(n).in_paper else "",
-             "higher" if M.get(n).higher_is_better else "lower") for n in names]
+    rows = [(n, f"{mean[n]:.4f}", "paper" if paper else "", "higher" if higher else "lower")
+            for n in names for paper, higher, _ in [_spec(n, convention)]]
     print(tabulate(rows, headers=[f"metric (mean of {len(df)})", "value", "", "better"]))
     for msg in skipped[:10]:
         print(f"skipped: {msg}", file=sys.stderr)

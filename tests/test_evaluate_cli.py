@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import math
 import shutil
 from pathlib import Path
 
@@ -210,3 +211,71 @@ def test_missing_folder_and_arguments(tmp_path, capsys):
     assert rc == 2 and "--fused" in _one_line_error(err)
     rc, _, err = _run(capsys, "--fused", str(tmp_path / "nope"), "--ir", str(tmp_path), "--vis", str(tmp_path))
     assert rc == 2 and "nope" in _one_line_error(err)
+
+
+# ------------------------------------------------------------------------------------------- --convention
+def test_list_conventions(capsys):
+    rc, out, _ = _run(capsys, "--list-conventions")
+    lines = [ln for ln in out.splitlines() if ln.strip()]
+    assert rc == 0 and len(lines) == len(M.CONVENTIONS) == 2
+    assert lines[0].split()[0] == "mmdrfuse" and lines[1].split()[0] == "vifb"
+    rc, out, _ = _run(capsys, "--list-metrics", "--convention", "vifb")
+    assert rc == 0 and "Cross_entropy" in out and "Qcv" in out and "SCD" not in out
+
+
+def test_convention_vifb_csv_columns(folders, tmp_path, capsys):
+    from mmdrfuse.metrics import vifb
+
+    fused, ir, vi = folders
+    Image.fromarray(np.stack([_img(48, 64, s) for s in (7, 8, 9)], -1)).save(fused / "c3.png")  # a colour fused image
+    out_csv = tmp_path / "vifb.csv"
+    rc, out, err = _run(capsys, *_args(folders, "--convention", "vifb", "--out", str(out_csv)))
+    assert rc == 0, err
+    rows = _read_csv(out_csv)
+    assert list(rows[0]) == ["stem"] + vifb.NAMES
+    assert [r["stem"] for r in rows] == ["a1", "b2", "c3", "mean"]
+    assert "Qcv" in out and "SSIM" not in out
+    df = evaluate_folder(fused, ir, vi, ["Ssim", "Qcb"], convention="vifb", progress=False)
+    assert list(df.columns) == ["stem", "Ssim", "Qcb"]
+    np.testing.assert_allclose(df["Ssim"].to_numpy(), [float(r["Ssim"]) for r in rows[:3]], rtol=1e-12)
+    # the default convention still reads gray and names the paper's metrics
+    rc, _, err = _run(capsys, *_args(folders, "--out", str(tmp_path / "default.csv")))
+    assert rc == 0 and list(_read_csv(tmp_path / "default.csv")[0]) == ["stem"] + M.DEFAULT_METRICS
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["--convention", "vifbb"], "did you mean 'vifb'"),
+    (["--convention", "matlab"], "available: mmdrfuse, vifb"),
+    (["--convention", "vifb", "--metrics", "SSIM"], "did you mean 'Ssim'"),
+    (["--convention", "vifb", "--metrics", "paper"], "VIFB's names"),
+    (["--convention", "vifb", "--reading", "uint8"], "--reading"),
+])
+def test_bad_convention_arguments(folders, capsys, argv, needle):
+    rc, _, err = _run(capsys, *_args(folders, *argv))
+    assert rc == 2 and needle in _one_line_error(err)
+
+
+def test_convention_vifb_reproduces_vifb_values(shared_reference, tmp_path, capsys):
+    """Two of VIFB's fused images through the command (pairing by stem, colour reading): VIFB's MATLAB values."""
+    root = shared_reference / "vifb"
+    if not (root / "values.csv").is_file():
+        pytest.skip("no ../shared/reference/vifb")
+    dirs = {k: tmp_path / k for k in ("fused", "ir", "vi")}
+    for d in dirs.values():
+        d.mkdir()
+    picks = {"manWalking": "GTF", "carLight": "ADF"}  # a 1-channel IR image and a 3-channel one
+    for image, method in picks.items():
+        shutil.copy(root / "fused" / f"{image}_{method}.jpg", dirs["fused"] / f"{image}.jpg")
+        shutil.copy(root / "input" / "IR" / f"{image}.jpg", dirs["ir"])
+        shutil.copy(root / "input" / "VI" / f"{image}.jpg", dirs["vi"])
+    out_csv = tmp_path / "vifb.csv"
+    rc, _, err = _run(capsys, "--fused", str(dirs["fused"]), "--ir", str(dirs["ir"]), "--vis", str(dirs["vi"]),
+                      "--convention", "vifb", "--quiet", "--out", str(out_csv))
+    assert rc == 0, err
+    ours = {r["stem"]: r for r in _read_csv(out_csv)}
+    want = {(r["image"], r["metric"]): r["value"] for r in _read_csv(root / "values.csv")
+            if picks.get(r["image"]) == r["method"]}
+    assert len(want) == 26
+    for (image, metric), ref in want.items():  # within one unit of the 5th significant digit
+        unit = 10.0 ** (math.floor(math.log10(abs(float(ref)))) - 4)
+        assert abs(float(f"{float(ours[image][metric]):.5g}") - float(ref)) <= unit * (1 + 1e-9), (image, metric)

@@ -8,6 +8,8 @@ holding 0..255 values (A = IR/MRI, B = VIS/PET/SPECT), runs on the input's devic
 - :data:`PAPER_METRICS`: the paper's six in its column order.
 - :func:`compute_all`: several metrics at once, sharing intermediate maps (products, Sobel responses, levels).
 - :mod:`mmdrfuse.metrics.reading`: the authors' evaluator's way of reading images.
+- :data:`CONVENTIONS`: ``compute_all(..., convention="vifb")`` computes VIFB's 13 metrics with VIFB's definitions,
+  colour handling and names instead (:mod:`mmdrfuse.metrics.vifb`).
 
 Conventions, sources and the alternatives found in other codebases are documented in docs/metrics.md.
 """
@@ -74,6 +76,14 @@ METRICS: dict[str, MetricSpec] = {
                                 True, 11, ssim._ssim_gauss255),
 }
 
+# metrics VIFB reports, registered where they are defined
+from mmdrfuse.metrics import extras, perceptual  # noqa: E402
+
+for _module in (extras, perceptual):
+    METRICS.update({_name: MetricSpec(**_fields) for _name, _fields in _module.REGISTRY.items()})
+from mmdrfuse.metrics.extras import CE, EI, RMSE  # noqa: E402
+from mmdrfuse.metrics.perceptual import Qcb, Qcv  # noqa: E402
+
 PAPER_METRICS: list[str] = ["SD", "SCD", "VIF", "Qabf", "SSIM", "CC"]
 EXTRA_METRICS: list[str] = ["EN", "SF", "AG", "MI", "PSNR", "MSE", "Nabf"]
 DEFAULT_METRICS: list[str] = PAPER_METRICS + EXTRA_METRICS
@@ -124,19 +134,49 @@ def min_size(names: Iterable[str] | None = None) -> int:
 
 
 def compute_all(fused: Tensor, a: Tensor, b: Tensor, names: Iterable[str] | None = None, *,
-                dtype: torch.dtype = torch.float64, reduction: str = "none") -> dict[str, Tensor]:
+                dtype: torch.dtype = torch.float64, reduction: str = "none",
+                convention: str = "mmdrfuse") -> dict[str, Tensor]:
     """Compute several metrics on one batch, sharing work: name -> Tensor (N values, or a scalar with ``mean``).
+
+    ``convention="vifb"``: VIFB's metrics instead, on N x C x H x W images (C = 1 or 3) with VIFB's names
+    (:func:`mmdrfuse.metrics.vifb.compute_all`); see :data:`CONVENTIONS`.
 
     ``names`` defaults to the paper's six then the extras (:data:`DEFAULT_METRICS`). The inputs are validated
     once; products of the centred images are formed once for SSIM and VIF, the fused image's maps are filtered once
     for both sources, Sobel responses once for Qabf, and gray levels once for EN and MI.
     """
+    if check_convention(convention) != "mmdrfuse":
+        from mmdrfuse.metrics import vifb
+
+        return vifb.compute_all(fused, a, b, names, dtype=dtype, reduction=reduction)
     names = resolve(names)
     need_sources = any(get(n).needs_sources for n in names)
     ctx = Batch(fused, a, b, dtype=dtype, min_size=min_size(names), need_sources=need_sources)
     return {n: reduce(get(n).impl(ctx), reduction) for n in names}
 
 
+# ------------------------------------------------------------------------------------------- conventions
+CONVENTIONS: dict[str, str] = {
+    "mmdrfuse": "the MMDRFuse paper's evaluator (default): gray images, metrics SD, SCD, VIF, Qabf, SSIM, CC, ...",
+    "vifb": "VIFB's MATLAB benchmark: colour per channel, VIFB's definitions and names Cross_entropy, ..., Qcv",
+}
+
+
+class UnknownConventionError(MMDRFuseError, ValueError):
+    """An unknown metric convention (a user error: one line, with the closest names)."""
+
+
+def check_convention(name: str) -> str:
+    """``name`` if it is one of :data:`CONVENTIONS`, else :class:`UnknownConventionError` ("did you mean ...?")."""
+    if name in CONVENTIONS:
+        return name
+    hint = difflib.get_close_matches(str(name).lower(), list(CONVENTIONS), n=2, cutoff=0.5)
+    msg = f"unknown metric convention {name!r}"
+    msg += f"; did you mean {' or '.join(repr(h) for h in hint)}?" if hint else ""
+    raise UnknownConventionError(msg + f" (available: {', '.join(CONVENTIONS)})")
+
+
 __all__ = ["METRICS", "PAPER_METRICS", "EXTRA_METRICS", "DEFAULT_METRICS", "MetricSpec", "UnknownMetricError", "get",
            "resolve", "min_size", "compute_all", "SD", "SCD", "VIF", "Qabf", "SSIM", "CC", "EN", "SF", "AG", "MI",
            "PSNR", "MSE", "Nabf", "SSIM_dr255", "SSIM_gauss255"]
+__all__ += ["CE", "EI", "RMSE", "Qcb", "Qcv", "CONVENTIONS", "UnknownConventionError", "check_convention"]

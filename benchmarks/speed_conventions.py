@@ -1,0 +1,111 @@
+"""Time per pair of the two metric conventions on 640 x 480 pairs with a colour visible image.
+
+    python -m benchmarks.speed_conventions [--fused F --ir I --vis V] [--runs 15] [--warmup 3] [--threads 1,2]
+
+Pairs (from ../shared/reference unless ``--fused/--ir/--vis`` name one):
+
+- ``msrs_gray_fused``: MSRS 00004N (gray IR, colour visible) with the published MMDRFuse student's fused image,
+  which is gray (``metrics/fused/MSRS_00004N_mmdrfuse.png``): VIFB evaluates it once, converting the visible image
+  with rgb2gray;
+- ``vifb_colour_fused``: VIFB's labMan (IR stored as a 3-channel JPEG, colour visible) with CBF's colour fused
+  image: VIFB evaluates each of the three channels.
+
+For each pair, thread count and convention: ``--warmup`` untimed calls, then ``--runs`` timed ones of
+
+- ``compute``: ``mmdrfuse.metrics.compute_all`` on the images already in memory (mmdrfuse: the 13 default metrics on
+  the gray images; vifb: VIFB's 13 metrics on the colour images, ``convention="vifb"``);
+- ``read+compute``: the same plus reading the three files as the convention reads them (what ``mmdrfuse evaluate``
+  does per pair, without the folder pairing).
+
+Prints median and minimum wall time and median process CPU time per pair, and the vifb / mmdrfuse ratios of the
+median wall and median CPU times. Writes nothing. Other processes on a shared machine slow every row (wall time
+most; with one thread the CPU time is the steadier measure); compare rows of the same run.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from mmdrfuse import metrics as M
+from mmdrfuse.memory import keep_freed_memory
+from mmdrfuse.metrics import vifb
+from mmdrfuse.metrics.reading import read_eval_gray
+from mmdrfuse.paths import repo_root
+
+REFERENCE = repo_root().parent / "shared" / "reference"
+DATA = repo_root().parent / "shared" / "data"
+PAIRS = {
+    "msrs_gray_fused": (REFERENCE / "metrics" / "fused" / "MSRS_00004N_mmdrfuse.png",
+                        DATA / "MSRS" / "test" / "ir" / "00004N.png", DATA / "MSRS" / "test" / "vi" / "00004N.png"),
+    "vifb_colour_fused": (REFERENCE / "vifb" / "fused" / "labMan_CBF.jpg", REFERENCE / "vifb" / "input" / "IR" /
+                          "labMan.jpg", REFERENCE / "vifb" / "input" / "VI" / "labMan.jpg"),
+}
+
+
+def _time(fn: Callable[[], object], runs: int, warmup: int) -> dict[str, float]:
+    for _ in range(warmup):
+        fn()
+    wall, cpu = [], []
+    for _ in range(runs):
+        c0, t0 = time.process_time(), time.perf_counter()
+        fn()
+        wall.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
+    return {"median_ms": 1e3 * statistics.median(wall), "min_ms": 1e3 * min(wall),
+            "cpu_median_ms": 1e3 * statistics.median(cpu)}
+
+
+def cases(fused: Path, ir: Path, vis: Path) -> dict[tuple[str, str], Callable[[], object]]:
+    """(case, convention) -> a callable computing one pair."""
+    gray = [read_eval_gray(p)[None, None] for p in (fused, ir, vis)]
+    colour = [vifb.read_vifb(p)[None] for p in (fused, ir, vis)]
+
+    def read_mmdrfuse():
+        return M.compute_all(*(read_eval_gray(p)[None, None] for p in (fused, ir, vis)))
+
+    def read_vifb():
+        return M.compute_all(*(vifb.read_vifb(p)[None] for p in (fused, ir, vis)), convention="vifb")
+
+    return {("compute", "mmdrfuse"): lambda: M.compute_all(*gray),
+            ("compute", "vifb"): lambda: M.compute_all(*colour, convention="vifb"),
+            ("read+compute", "mmdrfuse"): read_mmdrfuse,
+            ("read+compute", "vifb"): read_vifb}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--fused", type=Path)
+    ap.add_argument("--ir", type=Path)
+    ap.add_argument("--vis", type=Path)
+    ap.add_argument("--runs", type=int, default=15)
+    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--threads", default="1,2", help="comma-separated torch thread counts")
+    args = ap.parse_args(argv)
+    keep_freed_memory()  # as the mmdrfuse commands do
+    pairs = {"given": (args.fused, args.ir, args.vis)} if args.fused else PAIRS
+    for name, paths in pairs.items():
+        shapes = ", ".join(f"{p.name} {tuple(vifb.read_vifb(p).shape)}" for p in paths)
+        print(f"{name}: {shapes}")
+    print(f"{'pair':<18}  {'threads':>7}  {'case':<12}  {'convention':<10}  {'median ms':>9}  {'min ms':>7}  "
+          f"{'cpu ms':>7}  {'ratio':>5}  {'cpu ratio':>9}")
+    for name, paths in pairs.items():
+        for threads in (int(t) for t in args.threads.split(",")):
+            torch.set_num_threads(threads)
+            fns = cases(*paths)
+            for case in ("compute", "read+compute"):
+                res = {conv: _time(fns[(case, conv)], args.runs, args.warmup) for conv in ("mmdrfuse", "vifb")}
+                for conv, r in res.items():
+                    ratio = r["median_ms"] / res["mmdrfuse"]["median_ms"]
+                    cpu_ratio = r["cpu_median_ms"] / res["mmdrfuse"]["cpu_median_ms"]
+                    print(f"{name:<18}  {threads:>7}  {case:<12}  {conv:<10}  {r['median_ms']:9.1f}  "
+                          f"{r['min_ms']:7.1f}  {r['cpu_median_ms']:7.1f}  {ratio:5.2f}  {cpu_ratio:9.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
