@@ -228,6 +228,30 @@ def test_profile_seeds():
     assert det.result_name("MMDRFuse (x)", 2) == "MMDRFuse__x_.seed2.json"
 
 
+def test_job_keys_unchanged(tmp_path, monkeypatch):
+    """The job keys name cached detectors and result JSONs: a refactor must not change them, or every cached result
+    (results/detection/...) is silently retrained. The literals were computed once by the code at commit 83e11ff
+    (branch main, before benchmarks/detection.py became a package) on exactly these inputs; only the images' sizes
+    and suffixes, the label texts, the fused-cache manifest's sha256 and the settings enter the key."""
+    (tmp_path / "img").mkdir()
+    (tmp_path / "lab").mkdir()
+    for i in range(6):
+        (tmp_path / "img" / f"{i:04d}.png").write_bytes(b"x" * (100 + 7 * i))
+        (tmp_path / "lab" / f"{i:04d}.txt").write_text(f"0 0.5 0.5 0.2 0.{i + 1}\n1 0.1 0.1 0.1 0.1\n")
+    (tmp_path / "img" / "manifest.json").write_text(json.dumps({"sha256": "ab12cd34"}))
+    split = det.Split(("0000", "0001", "0002", "0003"), ("0004", "0005"), "fixed split")
+    prof = det.DetectionProfile(name="quick", imgsz=64, epochs=1, batch=4, n_train=8, n_test=4,
+                                fusion_methods="mmdrfuse", seeds=(0, 3))
+    assert prof.for_seed(0) == det.load_profile("quick")  # the quick profile of detection.yaml as it was
+    monkeypatch.setattr(det, "train_and_evaluate", lambda *a, **k: {
+        "mAP50-95": 0.25, "mAP50": 0.5, "precision": 0.6, "recall": 0.4, "train_seconds": 1.0, "resumed": False})
+    det.detection_benchmark({"A": tmp_path / "img"}, tmp_path / "lab", split, prof, tmp_path / "out",
+                            work_dir=tmp_path / "w", progress=False, log=lambda *_: None)
+    res = tmp_path / "out/detection/MSRS/quick"
+    keys = {f.name: json.loads(f.read_text())["key"] for f in res.glob("*.json")}
+    assert keys == {"A.json": "36a3fce1df3493d2", "A.seed3.json": "ecc280fcc1f076be"}
+
+
 def test_benchmark_several_seeds_mean_std_and_reuse(tmp_path, monkeypatch):
     images, labels = _fake_set(tmp_path)
     split = det.Split(("0000", "0001", "0002", "0003"), ("0004", "0005"), "test split")
