@@ -38,7 +38,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 import pandas as pd
 import yaml
@@ -51,9 +51,12 @@ from mmdrfuse.io import list_images
 from mmdrfuse.lock import WorkLock
 from mmdrfuse.paths import cache_dir
 
+if TYPE_CHECKING:
+    from benchmarks.run import Context
+
 CONFIG_PATH = Path(__file__).with_name("detection.yaml")
 TABLE = "detection"
-YOLO_WEIGHTS_ENV = "MMDRFUSE_YOLO_WEIGHTS"  # initial detector weights for the harness (``ctx.yolo_weights`` first)
+YOLO_WEIGHTS_ENV = "MMDRFUSE_YOLO_WEIGHTS"  # initial detector weights (``ctx.yolo_weights`` / --yolo-weights first)
 SOURCE_ROWS = {"IR-only": "ir", "visible-only": "vis"}  # rows that use a source image instead of a fused one
 METRICS = {"mAP50-95": "metrics/mAP50-95(B)", "mAP50": "metrics/mAP50(B)"}  # tidy name -> Ultralytics key
 TIDY_COLUMNS = ["table", "dataset", "method", "weights", "metric", "value", "source", "n_pairs", "profile"]
@@ -665,31 +668,29 @@ class MethodEntry:
     run: Any = None
 
 
-def method_entries(ctx, prof: DetectionProfile, fusion_methods: str = "all") -> tuple[list[MethodEntry], dict]:
-    """The fusion methods to run and {label: why not}. From the harness's ``ctx.method_runs()`` when it has one
-    (``fusion_methods="mmdrfuse"`` keeps only MMDRFuse's weights unless ``--methods`` names others), else from
-    ``ctx.methods`` / :func:`default_methods`."""
-    if callable(getattr(ctx, "method_runs", None)):
-        runs, unavailable = ctx.method_runs()
-        unavailable = dict(unavailable)
-        if ctx.methods is None and fusion_methods == "mmdrfuse":
-            for r in runs:
-                if r.kind != "mmdrfuse":
-                    unavailable[r.label] = f"not run in the {prof.name} profile (fusion_methods: mmdrfuse)"
-            runs = [r for r in runs if r.kind == "mmdrfuse"]
-        return [MethodEntry(r.label, r.method, r.weights, r) for r in runs], unavailable
-    names = [m for m in (ctx.methods or default_methods(ctx)) if m not in SOURCE_ROWS]
-    return [MethodEntry(m, m, _default_weights_label(m)) for m in names], {}
+def method_entries(ctx: Context, profile: str = "", fusion_methods: str = "all"
+                   ) -> tuple[list[MethodEntry], dict[str, str]]:
+    """The fusion methods to run, from the harness's ``ctx.method_runs()``, and {label: why not}.
+    ``fusion_methods="mmdrfuse"`` keeps only MMDRFuse's weights unless ``--methods`` names others (``profile``: the
+    profile's name, for the reason given)."""
+    runs, unavailable = ctx.method_runs()
+    unavailable = dict(unavailable)
+    if ctx.methods is None and fusion_methods == "mmdrfuse":
+        for r in runs:
+            if r.kind != "mmdrfuse":
+                unavailable[r.label] = f"not run in the {profile} profile (fusion_methods: mmdrfuse)"
+        runs = [r for r in runs if r.kind == "mmdrfuse"]
+    return [MethodEntry(r.label, r.method, r.weights, r) for r in runs], unavailable
 
 
-def fused_folders(ctx, entry: MethodEntry, data: DetectionData, split: Split) -> list[Path]:
+def fused_folders(ctx: Context, entry: MethodEntry, data: DetectionData, split: Split) -> list[Path]:
     """Folders holding ``entry``'s fused images of the split's stems. With the harness cache only the stems the
     split needs are fused (not the whole data set); otherwise ``ctx.fused_dir(method, dataset)``."""
     folders = []
     for part, ds in data.fused.items():
         stems = set(split.train + split.test) if part == "all" else set(getattr(split, part))
         try:
-            if entry.run is not None and getattr(ctx, "cache", None) is not None:
+            if entry.run is not None and ctx.cache is not None:
                 from mmdrfuse import data as mdata
                 loc = mdata.locate(ds, ctx.data_root)
                 pairs = [p for p in ctx.cache.select(loc) if p.stem in stems]
@@ -704,35 +705,17 @@ def fused_folders(ctx, entry: MethodEntry, data: DetectionData, split: Split) ->
     return folders
 
 
-def default_methods(ctx) -> list[str]:
-    """Without the harness's method list: MMDRFuse + the baselines whose weights are available."""
-    names = ["MMDRFuse"]
-    with contextlib.suppress(Exception):
-        import baselines
-        names += [getattr(m, "name", m) for m in baselines.available(ctx.weights_root)]
-    return names
-
-
-def _logger(ctx):
-    say = getattr(ctx, "say", None)
-    if callable(say):
-        return say
-    log = getattr(ctx, "log", None)
-    return log if callable(log) else print
-
-
-def run(ctx) -> list[Path]:
+def run(ctx: Context) -> list[Path]:
     """Harness entry (``python -m benchmarks.run detection``): every method + IR-only + visible-only -> results."""
-    prof = load_profile(ctx.profile, seeds=getattr(ctx, "seeds", None))
+    prof = load_profile(ctx.profile, seeds=ctx.seeds)
     cfg = load_config()
-    log = _logger(ctx)
     out_dir = Path(ctx.out_dir)
-    datasets = [d for d in (getattr(ctx, "datasets", None) or []) if d in cfg["datasets"]]
-    dataset = "DEMO" if getattr(ctx, "synthetic", False) else datasets[0] if datasets else prof.dataset
-    work = Path(getattr(ctx, "work_dir", None) or cache_dir() / "detection")
+    datasets = [d for d in (ctx.datasets or []) if d in cfg["datasets"]]
+    dataset = "DEMO" if ctx.synthetic else datasets[0] if datasets else prof.dataset
+    work = Path(ctx.work_dir or cache_dir() / "detection")
     data = resolve_dataset(dataset, Path(ctx.data_root), work / "labels", cfg)
     split = data.split.limited(prof.n_train, prof.n_test)
-    entries, unavailable = method_entries(ctx, prof, prof.fusion_methods)
+    entries, unavailable = method_entries(ctx, prof.name, prof.fusion_methods)
     image_dirs: dict[str, list[Path]] = {}
     rows_as: dict[str, tuple[str, str]] = {}
     for e in entries:
@@ -741,13 +724,12 @@ def run(ctx) -> list[Path]:
     for m, slot in SOURCE_ROWS.items():
         image_dirs[m] = list(data.ir if slot == "ir" else data.vis)
         rows_as[m] = (m, "none")
-    yolo_weights = getattr(ctx, "yolo_weights", None) or os.environ.get(YOLO_WEIGHTS_ENV) or None
+    yolo_weights = ctx.yolo_weights or os.environ.get(YOLO_WEIGHTS_ENV) or None
     per_seed: list[dict] = []
     df = detection_benchmark(image_dirs, data.labels_dir, split, prof, out_dir, dataset=data.name, work_dir=work,
-                             keep_class=data.person_class, device=str(getattr(ctx, "device", "cpu") or "cpu"),
-                             yolo_weights=yolo_weights, rows_as=rows_as,
-                             progress=bool(getattr(ctx, "progress", True)), log=log, per_seed_out=per_seed)
-    return finish(df, out_dir, prof, data, split, yolo_weights, command=getattr(ctx, "command", None) or None,
+                             keep_class=data.person_class, device=str(ctx.device or "cpu"), yolo_weights=yolo_weights,
+                             rows_as=rows_as, progress=ctx.progress, log=ctx.say, per_seed_out=per_seed)
+    return finish(df, out_dir, prof, data, split, yolo_weights, command=ctx.command or None,
                   unavailable=unavailable, per_seed=per_seed)
 
 

@@ -19,8 +19,7 @@ import math
 import os
 import textwrap
 from pathlib import Path
-from types import SimpleNamespace
-from typing import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -29,6 +28,9 @@ from PIL import Image
 from benchmarks.report import STD_SUFFIX
 from mmdrfuse.atomic import atomic_path, write_json
 from mmdrfuse.errors import MMDRFuseError
+
+if TYPE_CHECKING:
+    from benchmarks.run import Context
 
 QUALITATIVE = {"fig5": "MSRS", "fig6": "LLVIP", "fig7": "MRI-PET"}  # figure -> data set (as in the paper)
 BOX_COLORS = ((230, 40, 40), (40, 200, 60), (250, 210, 0))   # red, green, yellow (the paper's box colours)
@@ -346,7 +348,7 @@ def _choose_stem(stems: Sequence[str], preferred: str | None = None) -> str:
     return ordered[len(ordered) // 2]
 
 
-def _qualitative_inputs(ctx, dataset: str, entries, log, preferred: str | None = None
+def _qualitative_inputs(ctx: Context, dataset: str, entries, log, preferred: str | None = None
                         ) -> tuple[object, str, dict[str, Path]]:
     """(located data set, chosen stem, {label: fused image}) for one qualitative figure.
 
@@ -358,19 +360,16 @@ def _qualitative_inputs(ctx, dataset: str, entries, log, preferred: str | None =
     loc = dataregistry.find(dataset, ctx.data_root)
     if loc is None:
         raise MMDRFuseError(f"data set {dataset} not found under {ctx.data_root}")
-    cache = getattr(ctx, "cache", None)
+    cache = ctx.cache
     if preferred is None:
-        preferred = getattr(ctx, "figure_stems", None)
-        preferred = preferred.get(dataset) if isinstance(preferred, dict) else None
+        preferred = (ctx.figure_stems or {}).get(dataset)
     fused: dict[str, Path] = {}
     if cache is not None and all(e.run is not None for e in entries):
         pairs = cache.select(loc)
         by_stem = {p.stem: p for p in pairs}
-        max_pairs = getattr(ctx, "max_pairs", None)
         common = set(by_stem)
         for e in entries:
-            mp = max_pairs(e.run) if callable(max_pairs) else None
-            common &= {p.stem for p in cache.select(loc, mp)}
+            common &= {p.stem for p in cache.select(loc, ctx.max_pairs(e.run))}
         stem = _choose_stem(list(common or by_stem), preferred)
         for e in entries:
             try:
@@ -394,16 +393,16 @@ def _qualitative_inputs(ctx, dataset: str, entries, log, preferred: str | None =
     return loc, stem, {k: _fused_file(d, stem) for k, d in folders.items()}
 
 
-def run(ctx) -> list[Path]:
+def run(ctx: Context) -> list[Path]:
     """Harness entry: draw every figure the available inputs allow into ``<out>/figures``.
 
     On the synthetic demo set (``ctx.synthetic``) every figure is drawn from the demo results: Figs. 5-7 show three
     different DEMO pairs, Fig. 1 uses the DEMO rows of Table 4, and every figure is stamped DEMO."""
-    from benchmarks.detection import _logger, fusion_times_ms, load_profile, method_entries
+    from benchmarks.detection import fusion_times_ms, method_entries
     from benchmarks.report import is_demo
     from mmdrfuse.io import list_images
 
-    demo = bool(getattr(ctx, "synthetic", False))
+    demo = ctx.synthetic
     qualitative = {f: ("DEMO" if demo else d) for f, d in QUALITATIVE.items()}
     demo_stems = {}
     if demo:
@@ -416,7 +415,7 @@ def run(ctx) -> list[Path]:
     fig_dir = out / "figures"
     written: list[Path] = []
     status: dict[str, str] = {}
-    log = _logger(ctx)
+    log = ctx.say
 
     def attempt(name: str, fn: Callable[[], list[Path]]) -> None:
         try:
@@ -438,11 +437,7 @@ def run(ctx) -> list[Path]:
     attempt("fig1_left", _fig1)
 
     # Figs. 5-7 (+ the MSRS IR image of Fig. 5 for Fig. 3)
-    try:
-        prof_name = load_profile(ctx.profile).name
-    except MMDRFuseError:
-        prof_name = str(ctx.profile)
-    entries, _ = method_entries(ctx, SimpleNamespace(name=prof_name), "all")
+    entries, _ = method_entries(ctx)
     fig3_source: Path | None = None
     for fig_name, dataset in qualitative.items():
         def _qual(fig_name=fig_name, dataset=dataset):
@@ -471,7 +466,7 @@ def run(ctx) -> list[Path]:
                 raise MMDRFuseError("needs an MSRS source image (data set not found)")
             imgs = list_images(loc.ir_dir)
             src = imgs[_choose_stem(list(imgs))]
-        extractor, names, backbone = vgg_extractor(getattr(ctx, "vgg_weights", None))
+        extractor, names, backbone = vgg_extractor(ctx.vgg_weights)
         log(f"figures: fig3 uses the {backbone} VGG-19")
         return fig3_vgg_features(src, fig_dir / "fig3_vgg_features", extractor, names,
                                  backbone=backbone.split(" (")[0] + " ImageNet")
@@ -487,7 +482,7 @@ def run(ctx) -> list[Path]:
 
     prov = fig_dir / "figures.json"
     with contextlib.suppress(OSError):
-        write_json(prov, {"profile": getattr(ctx, "profile", None), "command": getattr(ctx, "command", None),
+        write_json(prov, {"profile": ctx.profile, "command": ctx.command,
                           "figures": status, **({"demo": True} if is_demo() else {}),
                           "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")})
         written.append(prov)

@@ -448,12 +448,13 @@ class _FakeCache:
 
 
 def test_harness_fuses_only_the_split_and_respects_fusion_methods(shared_data, tmp_path):
-    from types import SimpleNamespace
+    from benchmarks.run import Context
     runs = [_FakeRun("MMDRFuse", "official", "mmdrfuse"), _FakeRun("LRRNet", "lrrnet.model", "learned")]
-    ctx = SimpleNamespace(methods=None, data_root=shared_data, cache=_FakeCache(tmp_path / "fused"),
-                          method_runs=lambda: (runs, {"TextFusion": "no text embedding"}))
+    ctx = Context(profile="quick", settings={}, data_root=shared_data, weights_root=tmp_path, out_dir=tmp_path / "out",
+                  cache=_FakeCache(tmp_path / "fused"))
+    ctx._runs = (runs, {"TextFusion": "no text embedding"})
     prof = det.load_profile("quick")
-    entries, unavailable = det.method_entries(ctx, prof, prof.fusion_methods)
+    entries, unavailable = det.method_entries(ctx, prof.name, prof.fusion_methods)
     assert [e.key for e in entries] == ["MMDRFuse"]
     assert "not run in the quick profile" in unavailable["LRRNet (lrrnet.model)"]
     assert unavailable["TextFusion"] == "no text embedding"
@@ -463,7 +464,7 @@ def test_harness_fuses_only_the_split_and_respects_fusion_methods(shared_data, t
     assert sorted(s for _, s in ctx.cache.fused) == sorted(split.train + split.test)  # 5 pairs, not 361
     assert folders == [tmp_path / "fused/MMDRFuse"]
     ctx.methods = ["MMDRFuse", "LRRNet"]  # --methods names the baselines: they run in any profile
-    assert len(det.method_entries(ctx, prof, prof.fusion_methods)[0]) == 2
+    assert len(det.method_entries(ctx, prof.name, prof.fusion_methods)[0]) == 2
 
 
 def test_missing_yolo_weights_is_clear(tmp_path):
