@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 import pandas as pd
 import yaml
 
+from benchmarks.fusion_methods import MethodEntry, method_entries
 from benchmarks.report import STD_SUFFIX
 from mmdrfuse.atomic import write_json, write_text
 from mmdrfuse.names import unknown
@@ -642,47 +643,7 @@ def write_reports(df: pd.DataFrame, out_dir: Path, prov: dict) -> list[Path]:
     return report.write_outputs(df, out_dir, TABLE, prov)
 
 
-def fusion_times_ms(results_dir: Path) -> dict[str, float]:
-    """Per-method fusion time (ms per pair) from ``results_dir/table3.csv`` (our rows), or {} when absent."""
-    csv = Path(results_dir) / "table3.csv"
-    if not csv.is_file():
-        return {}
-    df = pd.read_csv(csv)
-    df = df[df["source"] == "ours"]
-    metric = df["metric"].astype(str)
-    mask = metric == "Time_ms"
-    if not mask.any():
-        mask = metric.str.lower().str.contains("time") & ~metric.str.lower().str.contains("cuda|gpu")
-    times = df[mask].groupby("method")["value"].first()
-    return {str(k): float(v) for k, v in times.items()}
-
-
 # --------------------------------------------------------------------------------------------------- harness entry
-@dataclass(frozen=True)
-class MethodEntry:
-    """One detection row: its key (file names, logs), the tidy method / weights, and the harness run (or None)."""
-
-    key: str
-    method: str
-    weights: str
-    run: Any = None
-
-
-def method_entries(ctx: Context, profile: str = "", fusion_methods: str = "all"
-                   ) -> tuple[list[MethodEntry], dict[str, str]]:
-    """The fusion methods to run, from the harness's ``ctx.method_runs()``, and {label: why not}.
-    ``fusion_methods="mmdrfuse"`` keeps only MMDRFuse's weights unless ``--methods`` names others (``profile``: the
-    profile's name, for the reason given)."""
-    runs, unavailable = ctx.method_runs()
-    unavailable = dict(unavailable)
-    if ctx.methods is None and fusion_methods == "mmdrfuse":
-        for r in runs:
-            if r.kind != "mmdrfuse":
-                unavailable[r.label] = f"not run in the {profile} profile (fusion_methods: mmdrfuse)"
-        runs = [r for r in runs if r.kind == "mmdrfuse"]
-    return [MethodEntry(r.label, r.method, r.weights, r) for r in runs], unavailable
-
-
 def fused_folders(ctx: Context, entry: MethodEntry, data: DetectionData, split: Split) -> list[Path]:
     """Folders holding ``entry``'s fused images of the split's stems. With the harness cache only the stems the
     split needs are fused (not the whole data set); otherwise ``ctx.fused_dir(method, dataset)``."""
@@ -749,8 +710,8 @@ def protocol_text(prof: DetectionProfile, data: DetectionData | None, split: Spl
 def finish(df: pd.DataFrame, out_dir: Path, prof: DetectionProfile, data: DetectionData | None, split: Split,
            yolo_weights=None, command: str | None = None, unavailable: Mapping[str, str] | None = None,
            per_seed: Sequence[Mapping] | None = None) -> list[Path]:
-    """Write detection.{csv,tex,md} + provenance, ``detection.seeds.csv`` (one row per method and seed, when there
-    are several seeds) and Fig. 8 for the tidy rows."""
+    """Write detection.{csv,tex,md} + provenance and ``detection.seeds.csv`` (one row per method and seed, when
+    there are several seeds). Fig. 8 is drawn from ``detection.csv`` by the figures target (benchmarks.figures)."""
     from benchmarks import report
 
     protocol = protocol_text(prof, data, split, yolo_weights)
@@ -774,10 +735,6 @@ def finish(df: pd.DataFrame, out_dir: Path, prof: DetectionProfile, data: Detect
         written.append(seeds_csv)
     elif seeds_csv.is_file():
         seeds_csv.unlink()  # a single-seed run: no stale per-seed values from an earlier run beside the new table
-    times = fusion_times_ms(out_dir)
-    from benchmarks.figures import fig8
-    written += fig8(df, times, Path(out_dir) / "figures" / "fig8",
-                    subtitle=f"{data.name if data else ''}, {prof.name} profile, {len(split.test)} test pairs")
     return written
 
 
@@ -820,6 +777,7 @@ def main(argv: list[str] | None = None) -> int:
                                  per_seed_out=per_seed)
         for path in finish(df, out, prof, data, split, args.yolo_weights, per_seed=per_seed):
             print(f"wrote {path}")
+        print(f"Fig. 8 (from {TABLE}.csv and table3.csv): python -m benchmarks.run figures --out {out}")
     except MMDRFuseError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code

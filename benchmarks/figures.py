@@ -133,6 +133,17 @@ def fig8(detection: pd.DataFrame, times_ms: Mapping[str, float], out_stem: str |
     return save_figure(fig, out_stem)
 
 
+def fig8_subtitle(detection: pd.DataFrame) -> str:
+    """"<data set>, <profile> profile, <n> test pairs" from the tidy detection rows (each part only when unique)."""
+    def one(col: str):
+        values = detection[col].dropna().unique() if col in detection else []
+        return values[0] if len(values) == 1 else None
+
+    parts = [one("dataset"), f"{one('profile')} profile" if one("profile") else None,
+             f"{one('n_pairs')} test pairs" if one("n_pairs") is not None else None]
+    return ", ".join(str(p) for p in parts if p)
+
+
 # -------------------------------------------------------------------------------------------------------- fig 1
 def fig1_left(table3: pd.DataFrame, table4: pd.DataFrame, out_stem: str | os.PathLike, dataset: str = "MSRS",
               source: str = "ours") -> list[Path]:
@@ -398,7 +409,7 @@ def run(ctx: Context) -> list[Path]:
 
     On the synthetic demo set (``ctx.synthetic``) every figure is drawn from the demo results: Figs. 5-7 show three
     different DEMO pairs, Fig. 1 uses the DEMO rows of Table 4, and every figure is stamped DEMO."""
-    from benchmarks.detection import fusion_times_ms, method_entries
+    from benchmarks.fusion_methods import fusion_times_ms, method_entries
     from benchmarks.report import is_demo
     from mmdrfuse.io import list_images
 
@@ -477,7 +488,8 @@ def run(ctx: Context) -> list[Path]:
         det = out / "detection.csv"
         if not det.is_file():
             raise MMDRFuseError(f"needs {det.name} in {out} (run the detection target first)")
-        return fig8(pd.read_csv(det), fusion_times_ms(out), fig_dir / "fig8")
+        df = pd.read_csv(det)
+        return fig8(df, fusion_times_ms(out), fig_dir / "fig8", subtitle=fig8_subtitle(df))
     attempt("fig8", _fig8)
 
     prov = fig_dir / "figures.json"

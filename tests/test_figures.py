@@ -72,6 +72,22 @@ def test_fig8_draws_seed_spread(tmp_path, times):
     assert a.shape == b.shape and np.abs(a - b).sum() > 0
 
 
+def test_fig8_subtitle_from_the_detection_rows():
+    assert F.fig8_subtitle(_detection_df()) == "MSRS, quick profile, 3 test pairs"
+    mixed = pd.concat([_detection_df(), _detection_df().assign(dataset="LLVIP", n_pairs=250)])
+    assert F.fig8_subtitle(mixed) == "quick profile"
+
+
+def test_fusion_times_from_table3(tmp_path):
+    from benchmarks.fusion_methods import fusion_times_ms
+    pd.DataFrame([_row("table3", "-", "MMDRFuse", "official", "Time_ms", 1.5),
+                  _row("table3", "-", "MMDRFuse", "official", "Time_ms", 0.8, source="paper"),
+                  _row("table3", "-", "LRRNet", "default", "Size_KB", 200)], columns=COLS).to_csv(
+        tmp_path / "table3.csv", index=False)
+    assert fusion_times_ms(tmp_path) == {"MMDRFuse": 1.5}
+    assert fusion_times_ms(tmp_path / "none") == {}
+
+
 def test_fig8_needs_rows(tmp_path):
     with pytest.raises(MMDRFuseError, match="mAP50-95"):
         F.fig8(_detection_df().assign(source="paper"), {}, tmp_path / "fig8")
