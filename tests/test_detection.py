@@ -192,7 +192,7 @@ def test_benchmark_writes_json_and_skips_done_methods(tmp_path, monkeypatch):
         return {"mAP50-95": 0.25, "mAP50": 0.5, "precision": 0.6, "recall": 0.4, "train_seconds": 1.0,
                 "resumed": False}
 
-    monkeypatch.setattr(det, "train_and_evaluate", fake_train)
+    monkeypatch.setattr(det.yolo, "train_and_evaluate", fake_train)
     prof = det.load_profile("quick")
     dirs = {"A": tmp_path / "img", "IR-only": [tmp_path / "img"]}
     df = det.detection_benchmark(dirs, labels, split, prof, tmp_path / "out", work_dir=tmp_path / "w",
@@ -242,8 +242,8 @@ def test_job_keys_unchanged(tmp_path, monkeypatch):
     split = det.Split(("0000", "0001", "0002", "0003"), ("0004", "0005"), "fixed split")
     prof = det.DetectionProfile(name="quick", imgsz=64, epochs=1, batch=4, n_train=8, n_test=4,
                                 fusion_methods="mmdrfuse", seeds=(0, 3))
-    assert prof.for_seed(0) == det.load_profile("quick")  # the quick profile of detection.yaml as it was
-    monkeypatch.setattr(det, "train_and_evaluate", lambda *a, **k: {
+    assert prof.for_seed(0) == det.load_profile("quick")  # the quick profile of the profiles YAML as it was
+    monkeypatch.setattr(det.yolo, "train_and_evaluate", lambda *a, **k: {
         "mAP50-95": 0.25, "mAP50": 0.5, "precision": 0.6, "recall": 0.4, "train_seconds": 1.0, "resumed": False})
     det.detection_benchmark({"A": tmp_path / "img"}, tmp_path / "lab", split, prof, tmp_path / "out",
                             work_dir=tmp_path / "w", progress=False, log=lambda *_: None)
@@ -262,7 +262,7 @@ def test_benchmark_several_seeds_mean_std_and_reuse(tmp_path, monkeypatch):
         return {"mAP50-95": 0.2 + 0.1 * profile.seed, "mAP50": 0.5, "precision": 0.6, "recall": 0.4,
                 "train_seconds": 1.0, "resumed": False}
 
-    monkeypatch.setattr(det, "train_and_evaluate", fake_train)
+    monkeypatch.setattr(det.yolo, "train_and_evaluate", fake_train)
     quiet = dict(work_dir=tmp_path / "w", progress=False, log=lambda *_: None)
     one_seed = det.detection_benchmark({"A": tmp_path / "img"}, labels, split, "quick", tmp_path / "out", **quiet)
     assert calls == [("MSRS/quick/A/run", 0)]
@@ -305,7 +305,7 @@ def test_benchmark_defers_a_job_another_process_holds(tmp_path, monkeypatch):
             return {"mAP50-95": 0.25, "mAP50": 0.5, "precision": 0.6, "recall": 0.4, "train_seconds": 1.0,
                     "resumed": False}
 
-        monkeypatch.setattr(det, "train_and_evaluate", fake_train)
+        monkeypatch.setattr(det.yolo, "train_and_evaluate", fake_train)
         logs = []
         try:
             df = det.detection_benchmark({"A": tmp_path / "img", "B": tmp_path / "img"}, labels, split, "quick",
@@ -478,4 +478,5 @@ def test_quick_profile_from_given_yolo_weights(shared_data, tmp_path):
                                  yolo_weights=init, **kw)
     assert df["value"].between(0, 1).all()
     res = json.loads((tmp_path / "out2/detection/MSRS/quick/visible-only.json").read_text())
-    assert res["config"]["yolo_weights_sha256"] == det._sha256(init)
+    from mmdrfuse.download import sha256_file
+    assert res["config"]["yolo_weights_sha256"] == sha256_file(init)

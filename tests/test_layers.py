@@ -106,3 +106,19 @@ def test_no_import_cycle_through_function_level_imports():
     belong together, or what both need belongs in a third module."""
     cycle = _first_cycle(_graph(top_level_only=False))
     assert cycle is None, "import cycle (counting imports inside functions): " + " -> ".join(cycle)
+
+
+def test_only_detection_yolo_touches_ultralytics():
+    """Ultralytics patches process-wide state on import (PIL.Image.open, OMP_NUM_THREADS, its online checks):
+    benchmarks.detection.yolo imports it with those undone, and no other module imports it."""
+    def imports_ultralytics(path: Path) -> bool:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else [])
+            if any(n.split(".")[0] == "ultralytics" for n in names):
+                return True
+            if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "__import__":
+                return True  # a dynamic import (yolo.versions: the torch and Ultralytics versions)
+        return False
+
+    assert [m for m, p in MODULES.items() if imports_ultralytics(p)] == ["benchmarks.detection.yolo"]
