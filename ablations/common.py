@@ -29,7 +29,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 import yaml
@@ -38,6 +38,9 @@ from mmdrfuse import paths
 from mmdrfuse.atomic import write_json, write_text
 from mmdrfuse.errors import MMDRFuseError
 from mmdrfuse.names import unknown
+
+if TYPE_CHECKING:
+    from benchmarks.run import Context
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 PROFILES_FILE = CONFIG_DIR / "profiles.yaml"
@@ -166,19 +169,18 @@ class Env:
     demo_notes: tuple[str, ...] = ()
 
 
-def env_from_ctx(ctx) -> Env:
+def env_from_ctx(ctx: Context) -> Env:
     """The harness's Context (benchmarks.run) -> Env; the work folder sits beside the fused-image cache.
 
     On the synthetic demo set (``ctx.synthetic``; ``ctx.data_root`` then holds ``DEMO/``) the students train on the
     demo pairs and are evaluated on them, in a work folder of their own; without the official teacher, a randomly
     initialised teacher (seed 0) stands in, and the notes say so."""
-    cache = getattr(ctx, "cache", None)
-    work = getattr(ctx, "work_dir", None) or (Path(cache.root).parent / "ablations" if cache is not None
-                                              else paths.cache_dir() / "ablations")
-    say = getattr(ctx, "say", None)
-    profile = load_profile(ctx.profile, getattr(ctx, "seeds", None))
+    cache = ctx.cache
+    work = ctx.work_dir or (Path(cache.root).parent / "ablations" if cache is not None
+                            else paths.cache_dir() / "ablations")
+    profile = load_profile(ctx.profile, ctx.seeds)
     teacher, notes = None, ()
-    if getattr(ctx, "synthetic", False):
+    if ctx.synthetic:
         import dataclasses
 
         from mmdrfuse import demo
@@ -193,9 +195,8 @@ def env_from_ctx(ctx) -> Env:
                       "(seed 0) stood in for it",)
     return Env(profile=profile, data_root=Path(ctx.data_root),
                weights_root=Path(ctx.weights_root),
-               out_dir=Path(ctx.out_dir), work_dir=Path(work), device=getattr(ctx, "device", "cpu"),
-               progress=getattr(ctx, "progress", True), command=getattr(ctx, "command", "") or "",
-               evaluator=getattr(ctx, "evaluator", None), log=say or (lambda m: print(m, file=sys.stderr)),
+               out_dir=Path(ctx.out_dir), work_dir=Path(work), device=ctx.device,
+               progress=ctx.progress, command=ctx.command, evaluator=ctx.evaluator, log=ctx.say,
                teacher=teacher, demo_notes=notes)
 
 

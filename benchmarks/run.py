@@ -88,6 +88,11 @@ class Context:
     evaluator: Callable | None = None  # per-image metrics function (tests pass a fake); None = the suite's metrics
     synthetic: bool = False  # set when no real data was found and the demo set is used (data_root = the demo's)
     searched_data_root: Path | None = None  # the data root searched (data_root before the demo stood in)
+    work_dir: Path | None = None  # heavy files of the training targets (None: ablations beside the cache,
+    #                               detection under <user cache>/mmdrfuse/detection)
+    yolo_weights: str | None = None  # initial detector weights (None: $MMDRFUSE_YOLO_WEIGHTS, else from scratch)
+    vgg_weights: str | None = None  # VGG-19 weights of Fig. 3 (None: mmdrfuse.vgg's search)
+    figure_stems: dict[str, str] | None = None  # data set -> pair shown in Figs. 5-7 (None: chosen by the figures)
     downloads: list[dict] = field(default_factory=list)  # files fetched for this run (address, sha256)
     log: list[str] = field(default_factory=list)
     _runs: tuple | None = field(default=None, repr=False)
@@ -172,6 +177,7 @@ class Context:
         return self.cache.ensure(run, loc, pairs).folder
 
     def say(self, msg: str) -> None:
+        """The targets' one logger: ``msg`` to stderr, kept in ``log`` (FLAG lines reach the summary)."""
         self.log.append(msg)
         print(msg, file=sys.stderr)
 

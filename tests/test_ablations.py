@@ -16,6 +16,7 @@ from PIL import Image
 from ablations import common, table1, table2
 from benchmarks import paper_values as pv
 from benchmarks.report import read_tidy
+from benchmarks.run import Context
 from mmdrfuse import training
 from mmdrfuse.errors import MMDRFuseError
 from mmdrfuse.models import Student, StudentConfig
@@ -239,9 +240,8 @@ def smoke(tmp_path_factory, shared_data, shared_weights):
             for s in stems:
                 f = next((shared_data / src / sub).glob(f"{s}.*"))
                 Image.open(f).crop(box).save(root / src / sub / f"{s}.png")
-    ctx = SimpleNamespace(profile="quick", data_root=root, weights_root=shared_weights, out_dir=tmp / "res",
-                          device="cpu", progress=False, command="test", evaluator=None,
-                          cache=SimpleNamespace(root=tmp / "cache" / "fused"), say=lambda m: None)
+    ctx = Context(profile="quick", settings={}, data_root=root, weights_root=shared_weights, out_dir=tmp / "res",
+                  progress=False, command="test", cache=SimpleNamespace(root=tmp / "cache" / "fused"))
     env = common.env_from_ctx(ctx)
     row = common.load_row("wo_refresh")
     return env, row, common.run_one(env, row, 0)
@@ -312,7 +312,7 @@ def test_a_row_that_cannot_run_is_reported_and_the_table_still_written(tmp_path,
 
 def test_harness_seeds_reach_the_ablation_profile(tmp_path):
     """``python -m benchmarks.run table1 --seeds 3 4`` -> ctx.seeds -> the ablation profile's seeds."""
-    base = dict(profile="cpu", data_root=tmp_path, weights_root=tmp_path, out_dir=tmp_path / "res", device="cpu",
-                progress=False, command="test", evaluator=None, cache=None, say=lambda m: None)
-    assert common.env_from_ctx(SimpleNamespace(**base, seeds=[3, 4])).profile.seeds == (3, 4)
-    assert common.env_from_ctx(SimpleNamespace(**base, seeds=None)).profile.seeds == common.load_profile("cpu").seeds
+    base = dict(profile="cpu", settings={}, data_root=tmp_path, weights_root=tmp_path, out_dir=tmp_path / "res",
+                progress=False, command="test")
+    assert common.env_from_ctx(Context(**base, seeds=[3, 4])).profile.seeds == (3, 4)
+    assert common.env_from_ctx(Context(**base, seeds=None)).profile.seeds == common.load_profile("cpu").seeds

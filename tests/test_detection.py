@@ -192,7 +192,7 @@ def test_benchmark_writes_json_and_skips_done_methods(tmp_path, monkeypatch):
         return {"mAP50-95": 0.25, "mAP50": 0.5, "precision": 0.6, "recall": 0.4, "train_seconds": 1.0,
                 "resumed": False}
 
-    monkeypatch.setattr(det, "train_and_evaluate", fake_train)
+    monkeypatch.setattr(det.yolo, "train_and_evaluate", fake_train)
     prof = det.load_profile("quick")
     dirs = {"A": tmp_path / "img", "IR-only": [tmp_path / "img"]}
     df = det.detection_benchmark(dirs, labels, split, prof, tmp_path / "out", work_dir=tmp_path / "w",
@@ -228,6 +228,30 @@ def test_profile_seeds():
     assert det.result_name("MMDRFuse (x)", 2) == "MMDRFuse__x_.seed2.json"
 
 
+def test_job_keys_unchanged(tmp_path, monkeypatch):
+    """The job keys name cached detectors and result JSONs: a refactor must not change them, or every cached result
+    (results/detection/...) is silently retrained. The literals were computed once by the code at commit 83e11ff
+    (branch main, before benchmarks/detection.py became a package) on exactly these inputs; only the images' sizes
+    and suffixes, the label texts, the fused-cache manifest's sha256 and the settings enter the key."""
+    (tmp_path / "img").mkdir()
+    (tmp_path / "lab").mkdir()
+    for i in range(6):
+        (tmp_path / "img" / f"{i:04d}.png").write_bytes(b"x" * (100 + 7 * i))
+        (tmp_path / "lab" / f"{i:04d}.txt").write_text(f"0 0.5 0.5 0.2 0.{i + 1}\n1 0.1 0.1 0.1 0.1\n")
+    (tmp_path / "img" / "manifest.json").write_text(json.dumps({"sha256": "ab12cd34"}))
+    split = det.Split(("0000", "0001", "0002", "0003"), ("0004", "0005"), "fixed split")
+    prof = det.DetectionProfile(name="quick", imgsz=64, epochs=1, batch=4, n_train=8, n_test=4,
+                                fusion_methods="mmdrfuse", seeds=(0, 3))
+    assert prof.for_seed(0) == det.load_profile("quick")  # the quick profile of the profiles YAML as it was
+    monkeypatch.setattr(det.yolo, "train_and_evaluate", lambda *a, **k: {
+        "mAP50-95": 0.25, "mAP50": 0.5, "precision": 0.6, "recall": 0.4, "train_seconds": 1.0, "resumed": False})
+    det.detection_benchmark({"A": tmp_path / "img"}, tmp_path / "lab", split, prof, tmp_path / "out",
+                            work_dir=tmp_path / "w", progress=False, log=lambda *_: None)
+    res = tmp_path / "out/detection/MSRS/quick"
+    keys = {f.name: json.loads(f.read_text())["key"] for f in res.glob("*.json")}
+    assert keys == {"A.json": "36a3fce1df3493d2", "A.seed3.json": "ecc280fcc1f076be"}
+
+
 def test_benchmark_several_seeds_mean_std_and_reuse(tmp_path, monkeypatch):
     images, labels = _fake_set(tmp_path)
     split = det.Split(("0000", "0001", "0002", "0003"), ("0004", "0005"), "test split")
@@ -238,7 +262,7 @@ def test_benchmark_several_seeds_mean_std_and_reuse(tmp_path, monkeypatch):
         return {"mAP50-95": 0.2 + 0.1 * profile.seed, "mAP50": 0.5, "precision": 0.6, "recall": 0.4,
                 "train_seconds": 1.0, "resumed": False}
 
-    monkeypatch.setattr(det, "train_and_evaluate", fake_train)
+    monkeypatch.setattr(det.yolo, "train_and_evaluate", fake_train)
     quiet = dict(work_dir=tmp_path / "w", progress=False, log=lambda *_: None)
     one_seed = det.detection_benchmark({"A": tmp_path / "img"}, labels, split, "quick", tmp_path / "out", **quiet)
     assert calls == [("MSRS/quick/A/run", 0)]
@@ -281,7 +305,7 @@ def test_benchmark_defers_a_job_another_process_holds(tmp_path, monkeypatch):
             return {"mAP50-95": 0.25, "mAP50": 0.5, "precision": 0.6, "recall": 0.4, "train_seconds": 1.0,
                     "resumed": False}
 
-        monkeypatch.setattr(det, "train_and_evaluate", fake_train)
+        monkeypatch.setattr(det.yolo, "train_and_evaluate", fake_train)
         logs = []
         try:
             df = det.detection_benchmark({"A": tmp_path / "img", "B": tmp_path / "img"}, labels, split, "quick",
@@ -323,19 +347,6 @@ def test_benchmark_missing_fused_image_is_clear(tmp_path):
                                 work_dir=tmp_path / "w", progress=False, log=lambda *_: None)
 
 
-def test_fusion_times_from_table3(tmp_path):
-    pd.DataFrame([
-        {"table": "table3", "dataset": "-", "method": "MMDRFuse", "weights": "official", "metric": "Time_ms",
-         "value": 1.5, "source": "ours", "n_pairs": 1, "profile": "quick"},
-        {"table": "table3", "dataset": "-", "method": "MMDRFuse", "weights": "official", "metric": "Time_ms",
-         "value": 0.8, "source": "paper", "n_pairs": 1, "profile": "quick"},
-        {"table": "table3", "dataset": "-", "method": "LRRNet", "weights": "default", "metric": "Size_KB",
-         "value": 200, "source": "ours", "n_pairs": 1, "profile": "quick"},
-    ]).to_csv(tmp_path / "table3.csv", index=False)
-    assert det.fusion_times_ms(tmp_path) == {"MMDRFuse": 1.5}
-    assert det.fusion_times_ms(tmp_path / "none") == {}
-
-
 # ---------------------------------------------------------------------------------------------- end to end
 @pytest.mark.e2e
 def test_quick_profile_end_to_end_offline(shared_data, tmp_path, monkeypatch):
@@ -362,8 +373,8 @@ def test_quick_profile_end_to_end_offline(shared_data, tmp_path, monkeypatch):
     assert (tmp_path / "work/MSRS/quick/visible-only/run/weights/last.pt").is_file()
     paths = det.finish(df, tmp_path / "out", prof, data, split)
     names = {p.name for p in paths}
-    assert {"detection.csv", "detection.tex", "detection.md", "detection.provenance.json", "fig8.png",
-            "fig8.pdf"} <= names
+    assert {"detection.csv", "detection.tex", "detection.md", "detection.provenance.json"} <= names
+    assert not (tmp_path / "out/figures").exists()  # Fig. 8 is the figures target's (benchmarks.figures)
     assert all(p.stat().st_size > 0 for p in paths)
     csv = pd.read_csv(tmp_path / "out/detection.csv")
     assert list(csv.columns) == det.TIDY_COLUMNS and set(csv["source"]) == {"ours"}  # no invented paper rows
@@ -424,12 +435,13 @@ class _FakeCache:
 
 
 def test_harness_fuses_only_the_split_and_respects_fusion_methods(shared_data, tmp_path):
-    from types import SimpleNamespace
+    from benchmarks.run import Context
     runs = [_FakeRun("MMDRFuse", "official", "mmdrfuse"), _FakeRun("LRRNet", "lrrnet.model", "learned")]
-    ctx = SimpleNamespace(methods=None, data_root=shared_data, cache=_FakeCache(tmp_path / "fused"),
-                          method_runs=lambda: (runs, {"TextFusion": "no text embedding"}))
+    ctx = Context(profile="quick", settings={}, data_root=shared_data, weights_root=tmp_path, out_dir=tmp_path / "out",
+                  cache=_FakeCache(tmp_path / "fused"))
+    ctx._runs = (runs, {"TextFusion": "no text embedding"})
     prof = det.load_profile("quick")
-    entries, unavailable = det.method_entries(ctx, prof, prof.fusion_methods)
+    entries, unavailable = det.method_entries(ctx, prof.name, prof.fusion_methods)
     assert [e.key for e in entries] == ["MMDRFuse"]
     assert "not run in the quick profile" in unavailable["LRRNet (lrrnet.model)"]
     assert unavailable["TextFusion"] == "no text embedding"
@@ -439,7 +451,7 @@ def test_harness_fuses_only_the_split_and_respects_fusion_methods(shared_data, t
     assert sorted(s for _, s in ctx.cache.fused) == sorted(split.train + split.test)  # 5 pairs, not 361
     assert folders == [tmp_path / "fused/MMDRFuse"]
     ctx.methods = ["MMDRFuse", "LRRNet"]  # --methods names the baselines: they run in any profile
-    assert len(det.method_entries(ctx, prof, prof.fusion_methods)[0]) == 2
+    assert len(det.method_entries(ctx, prof.name, prof.fusion_methods)[0]) == 2
 
 
 def test_missing_yolo_weights_is_clear(tmp_path):
@@ -466,4 +478,5 @@ def test_quick_profile_from_given_yolo_weights(shared_data, tmp_path):
                                  yolo_weights=init, **kw)
     assert df["value"].between(0, 1).all()
     res = json.loads((tmp_path / "out2/detection/MSRS/quick/visible-only.json").read_text())
-    assert res["config"]["yolo_weights_sha256"] == det._sha256(init)
+    from mmdrfuse.download import sha256_file
+    assert res["config"]["yolo_weights_sha256"] == sha256_file(init)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -12,6 +13,7 @@ import torch
 from PIL import Image
 
 from benchmarks import figures as F
+from benchmarks.run import Context
 from mmdrfuse.errors import MMDRFuseError
 
 COLS = ["table", "dataset", "method", "weights", "metric", "value", "source", "n_pairs", "profile"]
@@ -68,6 +70,22 @@ def test_fig8_draws_seed_spread(tmp_path, times):
     a, b = (np.asarray(Image.open(next(p for p in ps if p.suffix == ".png")).convert("L"), dtype=float)
             for ps in (plain, with_std))
     assert a.shape == b.shape and np.abs(a - b).sum() > 0
+
+
+def test_fig8_subtitle_from_the_detection_rows():
+    assert F.fig8_subtitle(_detection_df()) == "MSRS, quick profile, 3 test pairs"
+    mixed = pd.concat([_detection_df(), _detection_df().assign(dataset="LLVIP", n_pairs=250)])
+    assert F.fig8_subtitle(mixed) == "quick profile"
+
+
+def test_fusion_times_from_table3(tmp_path):
+    from benchmarks.fusion_methods import fusion_times_ms
+    pd.DataFrame([_row("table3", "-", "MMDRFuse", "official", "Time_ms", 1.5),
+                  _row("table3", "-", "MMDRFuse", "official", "Time_ms", 0.8, source="paper"),
+                  _row("table3", "-", "LRRNet", "default", "Size_KB", 200)], columns=COLS).to_csv(
+        tmp_path / "table3.csv", index=False)
+    assert fusion_times_ms(tmp_path) == {"MMDRFuse": 1.5}
+    assert fusion_times_ms(tmp_path / "none") == {}
 
 
 def test_fig8_needs_rows(tmp_path):
@@ -162,6 +180,16 @@ def test_fig3_refuses_random_or_missing_vgg(monkeypatch):
 
 
 # --------------------------------------------------------------------------------------------------- harness
+@dataclass
+class _FoldersContext(Context):
+    """The harness context with every fused image already in ``<fused_root>/<data set>/<method>/`` (no cache)."""
+
+    fused_root: Path | None = None
+
+    def fused_dir(self, method: str, dataset: str, weights: str | None = None, max_pairs: int | None = None) -> Path:
+        return self.fused_root / dataset / method
+
+
 def test_run_with_fake_cache(tmp_path, monkeypatch):
     root = tmp_path / "data"
     layouts = {"MSRS": ("MSRS/test/ir", "MSRS/test/vi"), "LLVIP": ("LLVIP/test_samples/ir", "LLVIP/test_samples/vi"),
@@ -180,9 +208,10 @@ def test_run_with_fake_cache(tmp_path, monkeypatch):
     _detection_df().to_csv(out / "detection.csv", index=False)
     from mmdrfuse import vgg
     monkeypatch.setattr(vgg, "load_vgg", lambda *a, **k: (_ for _ in ()).throw(vgg.BackboneNotFoundError("none")))
-    ctx = SimpleNamespace(profile="quick", data_root=root, weights_root=tmp_path, out_dir=out,
-                          methods=["MMDRFuse", "LRRNet"], datasets=None, device="cpu",
-                          fused_dir=lambda m, ds: tmp_path / "cache" / ds / m, log=lambda *_: None)
+    ctx = _FoldersContext(profile="quick", settings={}, data_root=root, weights_root=tmp_path, out_dir=out,
+                          methods=["MMDRFuse", "LRRNet"], fused_root=tmp_path / "cache")
+    ctx._runs = ([SimpleNamespace(label=m, method=m, weights=w, kind=k)
+                  for m, w, k in (("MMDRFuse", "official", "mmdrfuse"), ("LRRNet", "default", "learned"))], {})
     written = F.run(ctx)
     status = json.loads((out / "figures/figures.json").read_text())["figures"]
     for name in ("fig1_left", "fig5", "fig6", "fig7", "fig8"):

@@ -52,32 +52,73 @@ def test_no_import_of_a_higher_layer(path):
     assert not bad, f"{_module(path)} imports {bad} (a higher layer)"
 
 
-def test_no_module_level_import_cycle():
-    def known(name: str) -> str | None:
-        while name and name not in MODULES:
-            name = name.rpartition(".")[0]
-        return name or None
+def _known(name: str) -> str | None:
+    """The first-party module an imported name belongs to (``benchmarks.report.STD_SUFFIX`` -> benchmarks.report)."""
+    while name and name not in MODULES:
+        name = name.rpartition(".")[0]
+    return name or None
 
-    def ancestor(pkg: str, m: str) -> bool:  # a submodule may import its own package (already initialising)
+
+def _graph(top_level_only: bool) -> dict[str, set[str]]:
+    """module -> the first-party modules it imports. A submodule importing its own package is left out: the package
+    is already initialising (or initialised) when its submodule runs."""
+    def ancestor(pkg: str, m: str) -> bool:
         return m.startswith(pkg + ".")
 
-    graph = {m: {k for k in map(known, _imports(p, top_level_only=True)) if k and k != m and not ancestor(k, m)}
-             for m, p in MODULES.items()}
-    state: dict[str, int] = {}
+    return {m: {k for k in map(_known, _imports(p, top_level_only)) if k and k != m and not ancestor(k, m)}
+            for m, p in MODULES.items()}
+
+
+def _first_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
     stack: list[str] = []
 
-    def visit(m: str) -> None:
+    def visit(m: str) -> list[str] | None:
         state[m] = 1
         stack.append(m)
         for n in sorted(graph[m]):
             if state.get(n) == 1:
-                cycle = stack[stack.index(n):] + [n]
-                pytest.fail("import cycle: " + " -> ".join(cycle))
-            if n not in state:
-                visit(n)
+                return stack[stack.index(n):] + [n]
+            if n not in state and (cycle := visit(n)):
+                return cycle
         stack.pop()
         state[m] = 2
+        return None
 
     for m in sorted(graph):
-        if m not in state:
-            visit(m)
+        if m not in state and (cycle := visit(m)):
+            return cycle
+    return None
+
+
+def test_first_cycle_finds_a_cycle():
+    assert _first_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": set()}) == ["a", "b", "c", "a"]
+    assert _first_cycle({"a": {"b"}, "b": set(), "c": {"a", "b"}}) is None
+
+
+def test_no_module_level_import_cycle():
+    cycle = _first_cycle(_graph(top_level_only=True))
+    assert cycle is None, "import cycle: " + " -> ".join(cycle)
+
+
+def test_no_import_cycle_through_function_level_imports():
+    """No cycle either when the imports inside functions count: two modules that need each other (even lazily)
+    belong together, or what both need belongs in a third module."""
+    cycle = _first_cycle(_graph(top_level_only=False))
+    assert cycle is None, "import cycle (counting imports inside functions): " + " -> ".join(cycle)
+
+
+def test_only_detection_yolo_touches_ultralytics():
+    """Ultralytics patches process-wide state on import (PIL.Image.open, OMP_NUM_THREADS, its online checks):
+    benchmarks.detection.yolo imports it with those undone, and no other module imports it."""
+    def imports_ultralytics(path: Path) -> bool:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else [])
+            if any(n.split(".")[0] == "ultralytics" for n in names):
+                return True
+            if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "__import__":
+                return True  # a dynamic import (yolo.versions: the torch and Ultralytics versions)
+        return False
+
+    assert [m for m, p in MODULES.items() if imports_ultralytics(p)] == ["benchmarks.detection.yolo"]

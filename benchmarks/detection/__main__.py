@@ -1,0 +1,6 @@
+"""``python -m benchmarks.detection``: see :mod:`benchmarks.detection.cli`."""
+import sys
+
+from benchmarks.detection.cli import main
+
+sys.exit(main())
