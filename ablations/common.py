@@ -237,7 +237,8 @@ def _pairs(env: Env):
 
 def _fuse(model, pairs, folder: Path, progress: bool, desc: str) -> float:
     """Fuse ``pairs`` with ``model`` into ``folder/<stem>.png`` (per-image min-max to 8 bit); skips done images."""
-    from mmdrfuse.fusion import MMDRFuseMethod, fuse_pairs
+    from mmdrfuse.folders import fuse_pairs
+    from mmdrfuse.fusion import MMDRFuseMethod
 
     return fuse_pairs(list(pairs), folder, MMDRFuseMethod(model, save="minmax"), progress=progress, desc=desc).seconds
 

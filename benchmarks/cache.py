@@ -233,7 +233,7 @@ class FusedCache:
         (``.<stem>.lock``, :mod:`mmdrfuse.lock`); a process skips pairs another one holds and waits for them at
         the end, so every pair is fused once.
         """
-        from mmdrfuse.fusion import fuse_pairs
+        from mmdrfuse.folders import fuse_pairs
 
         pairs = list(pairs) if pairs is not None else self.select(located)
         folder = self.folder(run, located.name)

@@ -17,7 +17,10 @@ def __getattr__(name):  # lazy: importing mmdrfuse stays cheap
     if name == "load_model":
         from mmdrfuse.checkpoints import load_model
         return load_model
-    if name in ("fuse_pair", "fuse_folder"):
-        from mmdrfuse import fusion
-        return getattr(fusion, name)
+    if name == "fuse_pair":
+        from mmdrfuse.fusion import fuse_pair
+        return fuse_pair
+    if name == "fuse_folder":
+        from mmdrfuse.folders import fuse_folder
+        return fuse_folder
     raise AttributeError(f"module 'mmdrfuse' has no attribute {name!r}")

@@ -13,7 +13,7 @@ import sys
 
 # sub-command -> (module, one-line help). Modules are imported only when their command runs.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "fuse": ("mmdrfuse.fusion", "fuse folders of image pairs with MMDRFuse or a baseline"),
+    "fuse": ("mmdrfuse.folders", "fuse folders of image pairs with MMDRFuse or a baseline"),
     "evaluate": ("mmdrfuse.evaluate", "compute fusion metrics for a folder of fused images"),
     "train": ("mmdrfuse.training", "train the teacher or the student"),
     "export": ("mmdrfuse.export", "export the student (ONNX)"),

@@ -234,7 +234,7 @@ def test_stale_temp_files_of_a_killed_run_are_removed(tmp_path):
     _pairs(tmp_path)
     _student(tmp_path / "s.pt")
     _stale_temp(tmp_path)
-    from mmdrfuse.fusion import fuse_folder
+    from mmdrfuse.folders import fuse_folder
 
     s = fuse_folder(tmp_path / "ir", tmp_path / "vi", tmp_path / "out", weights=str(tmp_path / "s.pt"),
                     progress=False)
@@ -289,7 +289,7 @@ def test_bomb_bmp_claims_a_huge_size(tmp_path):
 def test_folder_check_sees_through_relative_paths(tmp_path):
     """``ir/../ir`` is the input folder; a sibling output folder is fine."""
     from mmdrfuse.errors import MMDRFuseError
-    from mmdrfuse.fusion import check_folders
+    from mmdrfuse.folders import check_folders
 
     _pairs(tmp_path)
     with pytest.raises(MMDRFuseError, match="is the input folder"):
