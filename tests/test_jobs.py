@@ -99,3 +99,53 @@ def test_fused_cache_folder_unchanged():
     # FusedCache("/c").folder(run, "MSRS") at d010d5a for this MethodRun
     run = MethodRun("MMDRFuse", "official", "0123456789abcdef", lambda: None, code="fedcba9876543210")
     assert FusedCache("/c").folder(run, "MSRS") == Path("/c/MMDRFuse/official-0123456789ab-cfedcba98/MSRS")
+
+
+# ------------------------------------------------------------------------------------------ the job runner itself
+def test_key_of_is_sha256_of_canonical_json():
+    import hashlib
+
+    from mmdrfuse import jobs
+
+    cfg = {"b": [1, 2.5, None], "a": {"y": "x", "x": True}}
+    want = hashlib.sha256(b'{"a": {"x": true, "y": "x"}, "b": [1, 2.5, null]}').hexdigest()
+    assert jobs.key_of(cfg) == want[:16] and jobs.key_of(cfg, 64) == want
+    assert jobs.key_of({"a": {"y": "x", "x": True}, "b": [1, 2.5, None]}) == want[:16]  # key order does not matter
+
+
+def test_run_all_reuses_redoes_and_defers(tmp_path):
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    from mmdrfuse import jobs
+    from mmdrfuse.errors import MMDRFuseError
+
+    done = []
+
+    def job(name, key, fail=False):
+        def work():
+            done.append(name)
+            if fail:
+                raise MMDRFuseError(f"{name} cannot run")
+            if name == "B":  # meanwhile the other process gives C up
+                os.unlink(tmp_path / "C.json.lock")
+            return {"key": key, "name": name}
+        return jobs.Job(tmp_path / f"{name}.json", work, jobs.has_key(key), tag=name)
+
+    (tmp_path / "A.json").write_text(json.dumps({"key": "k1", "name": "A"}))   # finished earlier: reused
+    (tmp_path / "B.json").write_text(json.dumps({"key": "old", "name": "B"}))  # another key: redone
+    logs = []
+    with subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"]) as other:
+        (tmp_path / "C.json.lock").write_text(f"{socket.gethostname()} {other.pid}\n")
+        try:
+            out = jobs.run_all([job("A", "k1"), job("C", "k3"), job("B", "k2"), job("D", "k4", fail=True)],
+                               log=logs.append, poll_s=0.01, catch=(MMDRFuseError,))
+        finally:
+            other.kill()
+    assert done == ["B", "D", "C"]  # C (locked by a live process) last; A not redone
+    assert [r["name"] for r in out[:3]] == ["A", "C", "B"] and isinstance(out[3], MMDRFuseError)
+    assert json.loads((tmp_path / "B.json").read_text()) == {"key": "k2", "name": "B"}
+    assert not (tmp_path / "D.json").exists() and not list(tmp_path.glob("*.lock"))
+    assert any(f"process {other.pid}" in m for m in logs) and any("A: done earlier" in m for m in logs)
