@@ -63,10 +63,8 @@ def higher_is_better(metric: str) -> bool:
     """Direction of a metric: the metrics registry when it knows the name, else :data:`LOWER_IS_BETTER`."""
     if metric in LOWER_IS_BETTER:
         return False
-    try:
-        from mmdrfuse.metrics import METRICS
-    except ImportError:
-        return True
+    from mmdrfuse.metrics import METRICS
+
     spec = METRICS.get(metric)
     return bool(getattr(spec, "higher_is_better", True)) if spec is not None else True
 
