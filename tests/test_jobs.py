@@ -149,3 +149,25 @@ def test_run_all_reuses_redoes_and_defers(tmp_path):
     assert json.loads((tmp_path / "B.json").read_text()) == {"key": "k2", "name": "B"}
     assert not (tmp_path / "D.json").exists() and not list(tmp_path.glob("*.lock"))
     assert any(f"process {other.pid}" in m for m in logs) and any("A: done earlier" in m for m in logs)
+
+
+# ------------------------------------------------------------------------------------------ one profile vocabulary
+def test_every_target_uses_the_harness_profile_names():
+    """quick | cpu | paper name the profiles of Tables 3-5, Tables 1-2 and detection alike, and every ablation
+    profile names an existing training config (the one place mapping a harness profile to one)."""
+    from benchmarks import detection
+    from benchmarks.run import load_profiles
+
+    names = set(load_profiles())
+    assert names == {"quick", "cpu", "paper"}
+    assert set(detection.load_config()["profiles"]) == names
+    assert set(config_profiles()) == names
+    for name in names:  # the training config loads (an unknown one fails)
+        prof = common.load_profile(name)
+        assert common.train_config(common.load_row("full"), prof, 0).kind == "student", (name, prof.trainer)
+
+
+def config_profiles() -> dict:
+    import yaml
+
+    return yaml.safe_load(common.PROFILES_FILE.read_text(encoding="utf-8"))
