@@ -4,5 +4,6 @@
 table1``): each row is a YAML file in ``ablations/configs/`` that differs from ``full.yaml`` only in what it
 ablates; every row is trained with the same profile, data, teacher and seeds, evaluated on MSRS (SD, VIF, Qabf,
 SSIM) and reported as mean and std over the seeds, beside the paper's values, with a per-row verdict on whether the
-paper's ordering holds. See :mod:`ablations.common` and docs/ablations.md.
+paper's ordering holds. Modules: :mod:`.config` (rows, profiles), :mod:`.rows` (one run, the job),
+:mod:`.stats` (seed statistics, verdicts), :mod:`.tables` (a table, the command line); docs/ablations.md.
 """

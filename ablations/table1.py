@@ -10,7 +10,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from ablations.common import TableSpec, env_from_ctx, main, run_table
+from ablations.rows import env_from_ctx
+from ablations.tables import TableSpec, main, run_table
 
 SPEC = TableSpec(
     name="table1",
@@ -36,7 +37,7 @@ SPEC = TableSpec(
 
 
 def run(ctx) -> list[Path]:
-    """Harness entry point: ctx.profile quick|cpu|paper (quick = smoke), data/weights roots, out_dir, device."""
+    """Harness entry point: ctx.profile quick|cpu|paper, data/weights roots, out_dir, device."""
     return run_table(SPEC, env_from_ctx(ctx))
 
 

@@ -35,7 +35,7 @@ CACHE_VERSION = 1
 
 # Source files whose code decides the fused images of a method kind / the metric values: their hash is part of the
 # cache keys, so a change in that code never reuses stale images or metrics.
-MMDRFUSE_CODE = ("mmdrfuse.models", "mmdrfuse.fast", "mmdrfuse.fusion", "mmdrfuse.io")
+MMDRFUSE_CODE = ("mmdrfuse.models", "mmdrfuse.fast", "mmdrfuse.fusion", "mmdrfuse.folders", "mmdrfuse.io")
 BASELINES_CODE = ("baselines",)
 METRICS_CODE = ("mmdrfuse.metrics",)
 
@@ -99,12 +99,10 @@ def mmdrfuse_runs(weights_root=None, device: str = "cpu", names: Sequence[str] =
 
     Returns ``(runs, unavailable)`` where ``unavailable`` maps a row label to the reason it has no values of ours.
     """
+    from mmdrfuse import checkpoints
+
     runs: list[MethodRun] = []
     missing: dict[str, str] = {}
-    try:
-        from mmdrfuse import checkpoints
-    except ImportError as exc:
-        return [], {"MMDRFuse": f"not available yet: mmdrfuse.checkpoints ({exc})"}
     for name in names:
         label = "official" if name == "official-student" else name
         if name not in checkpoints.WEIGHTS:
@@ -128,16 +126,11 @@ def mmdrfuse_runs(weights_root=None, device: str = "cpu", names: Sequence[str] =
     return runs, missing
 
 
-def baselines_registry() -> tuple[dict | None, str]:
-    """``(baselines.REGISTRY, "")``, or ``(None, reason)`` while the baselines package is not there yet."""
-    try:
-        import baselines
-    except ImportError as exc:
-        return None, f"not available yet: the baselines package ({exc})"
-    reg = getattr(baselines, "REGISTRY", None)
-    if not isinstance(reg, dict):
-        return None, "not available yet: baselines.REGISTRY does not exist"
-    return reg, ""
+def baselines_registry() -> dict:
+    """``baselines.REGISTRY``: registry key -> spec of every compared method."""
+    import baselines
+
+    return baselines.REGISTRY
 
 
 def baseline_runs(weights_root=None, device: str = "cpu", which: str = "default",
@@ -152,9 +145,7 @@ def baseline_runs(weights_root=None, device: str = "cpu", which: str = "default"
         return [], {}
     if which not in ("default", "learned", "all"):
         raise MMDRFuseError(f"unknown baselines selection {which!r}; expected none, default, learned or all")
-    registry, why = baselines_registry()
-    if registry is None:
-        return [], {"baselines": why}
+    registry = baselines_registry()
     from mmdrfuse import paths
 
     wroot = paths.weights_root(weights_root)
@@ -303,11 +294,9 @@ def default_evaluator(fused_dir: Path, pairs: Sequence[mio.Pair], metrics: Seque
     (:func:`mmdrfuse.metrics.reading.read_eval_gray`) and :func:`mmdrfuse.metrics.compute_all`."""
     from tqdm import tqdm
 
-    try:
-        from mmdrfuse.metrics import compute_all
-        from mmdrfuse.metrics.reading import read_eval_gray
-    except ImportError as exc:
-        raise MMDRFuseError(f"metrics not available yet: mmdrfuse.metrics ({exc})") from None
+    from mmdrfuse.metrics import compute_all
+    from mmdrfuse.metrics.reading import read_eval_gray
+
     rows = []
     for p in tqdm(pairs, desc=desc, unit="pair", disable=not progress, file=sys.stderr):
         f = read_eval_gray(fused_dir / f"{p.stem}.png")[None, None]

@@ -1,4 +1,5 @@
-"""The paper's numbers (Tables 1-5), transcribed from the paper's text (../shared/paper/MMDRFuse_ACMMM2024.txt).
+"""The paper's numbers (Tables 1-5), transcribed from its text: Deng et al., "MMDRFuse: Distilled Mini-Model with
+Dynamic Refresh for Multi-Modality Image Fusion", ACM Multimedia 2024.
 
 These are the ONLY hand-typed numbers of the suite. They appear only in rows with ``source = paper`` of the tidy
 reports (:func:`paper_rows`). Values are exactly as printed (the paper prints "60.1" and "1.1" for two MRI-PET cells

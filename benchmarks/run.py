@@ -3,8 +3,8 @@
 Targets: ``table3`` (efficiency), ``table4`` (MSRS, LLVIP, RoadScene), ``table5`` (MRI-SPECT, MRI-PET), ``table1`` /
 ``table2`` (ablations, module ``ablations.table1`` / ``ablations.table2``), ``detection`` and ``figures``
 (``benchmarks.detection`` / ``benchmarks.figures``), ``all`` (every target in turn) and ``list`` (what is
-available). Every target is a module exposing ``run(ctx) -> list[Path]``; a module that does not exist yet is
-reported as "not implemented yet" and the others still run.
+available). Every target is a module exposing ``run(ctx) -> list[Path]`` (:mod:`benchmarks.targets`); a target that
+fails is reported and the others still run.
 
 Results go to ``--out`` (default ``./results`` in the current directory): ``<target>.csv`` (tidy), ``.tex``,
 ``.md``, ``.provenance.json`` and ``REPORT.md`` gathering them. Fused images are cached per (method, weights sha256,
@@ -12,251 +12,36 @@ data set) under ``--cache`` (default ``<user cache>/fused``) and reused by every
 interrupted run resumes.
 
 Before running, the data sets and weights the targets need that are missing are downloaded into the data and weights
-roots (:func:`fetch_missing`; sha256-checked where a digest is known, progress bars, resumable); ``--offline`` (or
+roots (:func:`benchmarks.fetch.fetch_missing`; sha256-checked where a digest is known, progress bars, resumable); ``--offline`` (or
 ``$MMDRFUSE_OFFLINE=1``) forbids it, and a machine without network is noticed at the first address and left alone.
 
 With no evaluation data under the data root (``--data-root`` > ``$MMDRFUSE_DATA`` > user cache) every target runs on
 the built-in synthetic demo set (:mod:`mmdrfuse.demo`) at a small scale: a DEMO run. It writes to ``./results-demo``
 by default, flags every table, figure and provenance file DEMO, and refuses to write into a folder holding results
 computed on real data (:func:`benchmarks.report.real_results_in`).
+
+Modules: :mod:`benchmarks.context` (what a target gets, the profiles), :mod:`benchmarks.targets` (the targets,
+running one), :mod:`benchmarks.fetch` (downloads before a run); here: the command line.
 """
 from __future__ import annotations
 
 import argparse
-import importlib
-import os
 import shlex
 import sys
-import time
-import traceback
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
-import yaml
-
+from benchmarks.context import PROFILES_FILE, Context, load_profiles
+from benchmarks.fetch import fetch_missing
+from benchmarks.targets import NEEDS, TARGETS, Outcome, known_methods, list_targets, run_target
 from mmdrfuse import names, paths
 from mmdrfuse.errors import MMDRFuseError
 
-# target -> (module, what it makes). Order = the order of `all` (figures last: they read the other results).
-TARGETS: dict[str, tuple[str, str]] = {
-    "table3": ("benchmarks.table3", "Table 3: size, FLOPs and time per 1024x1280 pair"),
-    "table4": ("benchmarks.table4", "Table 4: infrared-visible fusion on MSRS, LLVIP, RoadScene"),
-    "table5": ("benchmarks.table5", "Table 5: medical fusion on MRI-SPECT, MRI-PET"),
-    "table1": ("ablations.table1", "Table 1: ablation of the components (trains students)"),
-    "table2": ("ablations.table2", "Table 2: student size (trains students)"),
-    "detection": ("benchmarks.detection", "Fig. 8: pedestrian detection with YOLOv5 on fused images"),
-    "figures": ("benchmarks.figures", "Figures 1, 3, 5-8"),
-}
-PROFILES_FILE = Path(__file__).resolve().parent / "profiles.yaml"
+__all__ = ["BASELINE_SELECTIONS", "NEEDS", "PROFILES_FILE", "TARGETS", "Context", "Outcome", "build_context",
+           "check_names", "fetch_missing", "known_methods", "list_targets", "load_profiles", "main", "parse_args",
+           "print_summary", "run_target"]
+
 BANNER = "=" * 100
 BASELINE_SELECTIONS = ("none", "default", "learned", "all")
-
-# target -> (data sets it reads, named weights it uses, whether it runs the compared methods): what is fetched
-NEEDS: dict[str, tuple[tuple[str, ...], tuple[str, ...], bool]] = {
-    "table3": ((), ("official-student",), True),
-    "table4": (("MSRS", "LLVIP", "RoadScene"), ("official-student",), True),
-    "table5": (("MRI-SPECT", "MRI-PET"), ("official-student",), True),
-    "table1": (("MSRS", "LLVIP-train"), ("official-student", "official-teacher"), False),
-    "table2": (("MSRS", "LLVIP-train"), ("official-student", "official-teacher"), False),
-    "detection": (("MSRS",), ("official-student",), True),
-    "figures": (("MSRS", "LLVIP", "MRI-PET"), ("official-student",), True),
-}
-
-
-def load_profiles(path: str | os.PathLike = PROFILES_FILE) -> dict:
-    with open(path, encoding="utf-8") as f:
-        return yaml.safe_load(f)
-
-
-@dataclass
-class Context:
-    """What every target gets: settings, folders, the method rows and the fused-image cache."""
-
-    profile: str
-    settings: dict
-    data_root: Path
-    weights_root: Path
-    out_dir: Path
-    methods: list[str] | None = None  # restrict to these method names (None = all)
-    datasets: list[str] | None = None  # restrict to these data sets (None = the profile's)
-    device: str = "cpu"
-    seeds: list[int] | None = None  # training seeds for table1/table2/detection (None = each profile's)
-    cache: object = None  # benchmarks.cache.FusedCache
-    command: str = ""
-    progress: bool = True
-    evaluator: Callable | None = None  # per-image metrics function (tests pass a fake); None = the suite's metrics
-    synthetic: bool = False  # set when no real data was found and the demo set is used (data_root = the demo's)
-    searched_data_root: Path | None = None  # the data root searched (data_root before the demo stood in)
-    work_dir: Path | None = None  # heavy files of the training targets (None: ablations beside the cache,
-    #                               detection under <user cache>/mmdrfuse/detection)
-    yolo_weights: str | None = None  # initial detector weights (None: $MMDRFUSE_YOLO_WEIGHTS, else from scratch)
-    vgg_weights: str | None = None  # VGG-19 weights of Fig. 3 (None: mmdrfuse.vgg's search)
-    figure_stems: dict[str, str] | None = None  # data set -> pair shown in Figs. 5-7 (None: chosen by the figures)
-    downloads: list[dict] = field(default_factory=list)  # files fetched for this run (address, sha256)
-    log: list[str] = field(default_factory=list)
-    _runs: tuple | None = field(default=None, repr=False)
-    _demo_loc: object = field(default=None, repr=False)
-
-    # ---------------------------------------------------------------------------------------------- data sets
-    def demo_root(self) -> Path:
-        return Path(self.cache.root) / "_demo_data"
-
-    def datasets_for(self, names: list[str]) -> tuple[list, dict[str, str]]:
-        """Located data sets among ``names`` (filtered by ``--datasets``) and {name: why missing}.
-
-        When none of the paper's data sets is found anywhere, the synthetic demo set stands in (``self.synthetic``).
-        """
-        from mmdrfuse import data
-
-        if self.synthetic:
-            return [self._demo()], {}
-        only = None if self.datasets is None else {data.get(d).name for d in self.datasets}
-        wanted = [n for n in names if only is None or data.get(n).name in only]
-        found, missing = [], {}
-        for n in wanted:
-            loc = data.find(n, self.data_root)
-            if loc is None:
-                try:
-                    data.locate(n, self.data_root)
-                except MMDRFuseError as exc:
-                    missing[n] = str(exc)
-            else:
-                found.append(loc)
-        return found, missing
-
-    def _demo(self):
-        """The demo set (written once per run under the cache: ``<cache>/_demo_data/DEMO``)."""
-        from mmdrfuse import data, demo
-
-        if self._demo_loc is None:
-            root = self.demo_root()
-            demo.write_demo(root, n_pairs=int(self.settings.get("demo_pairs", demo.DEFAULT_PAIRS)))
-            self._demo_loc = data.locate("DEMO", root)
-        return self._demo_loc
-
-    def max_pairs(self, run) -> int | None:
-        mp = self.settings.get("max_pairs", {}) or {}
-        return mp.get("mmdrfuse" if run.kind == "mmdrfuse" else "baselines")
-
-    # ------------------------------------------------------------------------------------------------ methods
-    def method_runs(self) -> tuple[list, dict[str, str]]:
-        """(runs, unavailable): MMDRFuse official + ours, then every baseline that can run; filtered by --methods."""
-        if self._runs is None:
-            from benchmarks import cache as bc
-
-            runs, missing = bc.mmdrfuse_runs(self.weights_root, self.device)
-            which = self.settings.get("baselines", "default")
-            b_runs, b_missing = bc.baseline_runs(self.weights_root, self.device, which)
-            runs += b_runs
-            missing.update(b_missing)
-            if self.methods is not None:
-                want = {m.lower() for m in self.methods}
-                runs = [r for r in runs if r.method.lower() in want or r.label.lower() in want]
-                missing = {k: v for k, v in missing.items() if k.split(" (")[0].lower() in want or k.lower() in want}
-            self._runs = (runs, missing)
-        return self._runs
-
-    def find_run(self, method: str, weights: str | None = None):
-        runs, missing = self.method_runs()
-        for r in runs:
-            if r.method.lower() == method.lower() and (weights is None or r.weights == weights):
-                if weights is None and r.kind == "mmdrfuse" and r.weights != "official":
-                    continue  # MMDRFuse alone means the official weights
-                return r
-        reason = missing.get(method) or missing.get(f"{method} ({weights})") or "not in the method list"
-        raise MMDRFuseError(f"method {method!r}{f' with weights {weights!r}' if weights else ''} cannot run: {reason}")
-
-    def fused_dir(self, method: str, dataset: str, weights: str | None = None, max_pairs: int | None = None) -> Path:
-        """Folder of fused PNGs (``<stem>.png``) of ``method`` on ``dataset``, fused now if not cached."""
-        from mmdrfuse import data
-
-        run = self.find_run(method, weights)
-        loc = self._demo() if (self.synthetic and dataset.upper() == "DEMO") else data.locate(dataset, self.data_root)
-        pairs = self.cache.select(loc, max_pairs)
-        return self.cache.ensure(run, loc, pairs).folder
-
-    def say(self, msg: str) -> None:
-        """The targets' one logger: ``msg`` to stderr, kept in ``log`` (FLAG lines reach the summary)."""
-        self.log.append(msg)
-        print(msg, file=sys.stderr)
-
-
-# ---------------------------------------------------------------------------------------------------- running
-@dataclass
-class Outcome:
-    target: str
-    status: str  # ok | not implemented | failed
-    seconds: float
-    outputs: list[Path] = field(default_factory=list)
-    message: str = ""
-
-
-def run_target(name: str, ctx: Context) -> Outcome:
-    module, _ = TARGETS[name]
-    t0 = time.perf_counter()
-    try:
-        mod = importlib.import_module(module)
-    except ModuleNotFoundError as exc:
-        if exc.name and (module == exc.name or module.startswith(exc.name + ".")):
-            return Outcome(name, "not implemented", 0.0, message=f"not implemented yet: module {module} does not exist")
-        return Outcome(name, "failed", time.perf_counter() - t0, message=f"not available yet: {exc}")
-    if not hasattr(mod, "run"):
-        return Outcome(name, "not implemented", 0.0, message=f"not implemented yet: {module} has no run(ctx)")
-    ctx.say(f"--- {name}: {TARGETS[name][1]} (profile {ctx.profile})")
-    try:
-        outputs = list(mod.run(ctx) or [])
-    except MMDRFuseError as exc:
-        return Outcome(name, "failed", time.perf_counter() - t0, message=str(exc))
-    except KeyboardInterrupt:
-        raise
-    except Exception as exc:  # noqa: BLE001 - one broken target must not stop `all`; the summary shows it
-        traceback.print_exc()
-        return Outcome(name, "failed", time.perf_counter() - t0, message=f"{exc.__class__.__name__}: {exc}")
-    return Outcome(name, "ok", time.perf_counter() - t0, outputs)
-
-
-def list_targets(ctx: Context) -> int:
-    from mmdrfuse import data
-
-    print("targets:")
-    for name, (module, what) in TARGETS.items():
-        try:
-            ok = hasattr(importlib.import_module(module), "run")
-        except ModuleNotFoundError:
-            ok = False
-        except Exception as exc:  # noqa: BLE001
-            print(f"  {name:10s} BROKEN ({exc.__class__.__name__}: {exc})  {what}")
-            continue
-        print(f"  {name:10s} {'ready' if ok else 'not implemented yet':20s} {what}")
-    print(f"data root: {ctx.data_root}")
-    for name in data.PAPER_DATASETS:
-        f = data.find(name, ctx.data_root)
-        print(f"  {name:10s} " + (f"{f.n_pairs:4d} pairs" + (f"  ! {f.flag}" if f.flag else "") if f else "missing"))
-    runs, missing = ctx.method_runs()
-    print(f"methods (weights root {ctx.weights_root}):")
-    for r in runs:
-        print(f"  {r.label:28s} weights {r.weights} sha256 {r.sha256[:12]}")
-    for k, v in missing.items():
-        print(f"  {k:28s} unavailable: {v}")
-    return 0
-
-
-def known_methods() -> list[str]:
-    """Every name ``--methods`` accepts: MMDRFuse, the compared methods (registry keys and display names), the
-    classical rules, and the row labels with their weights (e.g. ``MMDRFuse (mmdrfuse-cpu)``)."""
-    from benchmarks import paper_values as pv
-    from benchmarks.cache import baselines_registry
-    from mmdrfuse import checkpoints
-
-    known = ["MMDRFuse", *pv.METHODS, *(f"MMDRFuse ({n})" for n, e in checkpoints.WEIGHTS.items()
-                                        if e.kind == "student" and n != "official-student")]
-    registry, _ = baselines_registry()
-    for key, spec in (registry or {}).items():
-        display = getattr(spec, "display", None) or key
-        known += [display, key]
-        known += [f"{display} ({Path(w.relpath).name})" for w in getattr(spec, "weights", ()) or ()]
-    return list({k.lower(): k for k in reversed(known)}.values())[::-1]  # first spelling of each name
 
 
 def check_names(args: argparse.Namespace, profiles: dict) -> None:
@@ -305,102 +90,6 @@ def build_context(args: argparse.Namespace) -> Context:
                                 f"./{paths.DEMO_RESULTS}) or name another folder")
     return ctx
 
-
-# ------------------------------------------------------------------------------------------------------ fetching
-def fetch_missing(args: argparse.Namespace, targets: list[str], *, offline: bool) -> tuple[list[dict], list[str]]:
-    """Download the data sets and weights ``targets`` need that are not under the data / weights roots.
-
-    Returns ``(records, problems)``: what was downloaded (address, sha256, whether it was checked) and one line per
-    thing that could not be fetched. Nothing is tried when ``offline``; after the first address that cannot be
-    reached at all (no network) nothing more is tried."""
-    from mmdrfuse import data
-    from mmdrfuse.download import NetworkError, fetch
-
-    if offline:
-        return [], []
-    data_root = paths.data_root(args.data_root)
-    weights_root = paths.weights_root(args.weights_root)
-    progress = not args.quiet
-    want_data: list[str] = []
-    want_weights: list[str] = []
-    baselines = False
-    for t in targets:
-        ds, ws, b = NEEDS.get(t, ((), (), False))
-        if args.datasets:
-            given = {data.get(d).name for d in args.datasets}
-            ds = tuple(d for d in ds if d in given or d == "LLVIP-train")
-        want_data += [d for d in ds if d not in want_data]
-        want_weights += [w for w in ws if w not in want_weights]
-        baselines |= b
-    if args.synthetic:
-        want_data = []
-    records: list[dict] = []
-    problems: list[str] = []
-    jobs: list[tuple[str, Callable[[], list[dict]]]] = []
-
-    def incomplete(name: str) -> bool:
-        spec = data.get(name)
-        return data.find(name, data_root) is None or any(
-            not (data_root / dest).is_dir() for e in spec.extras for dest in e.members.values())
-
-    groups: dict[str, list[str]] = {}  # archive address -> data sets (CDDFuse's archive holds three)
-    for name in want_data:
-        spec = data.get(name)
-        if spec.source.url and incomplete(name):
-            groups.setdefault(spec.source.url, []).append(name)
-    for group in groups.values():
-        def get_data(group=group):
-            data.download(group, data_root, progress=progress)
-            return [r for n in group if (r := data.download_record(n, data_root))]
-        jobs.append((" + ".join(group), get_data))
-
-    from mmdrfuse import checkpoints
-
-    files: list[tuple[str, str, str | None, Path]] = []  # (label, url, sha256, destination)
-    for n in want_weights:
-        e = checkpoints.WEIGHTS.get(n)
-        if e is not None and e.url and not e.local_path(weights_root).is_file():
-            files.append((n, e.url, e.sha256, e.local_path(weights_root)))
-    if baselines:
-        files += _baseline_files(args, weights_root)
-    for label, url, sha, dest in files:
-        def get_file(url=url, sha=sha, dest=dest):
-            return [fetch(url, dest, sha, progress=progress).record()]
-        jobs.append((label, get_file))
-
-    for label, job in jobs:
-        try:
-            records += [r for r in job() if r not in records]
-        except NetworkError as exc:
-            problems.append(f"not downloaded ({label} and everything after it): {exc}")
-            break
-        except MMDRFuseError as exc:
-            problems.append(f"not downloaded ({label}): {exc}")
-    return records, problems
-
-
-def _baseline_files(args: argparse.Namespace, weights_root: Path) -> list[tuple[str, str, str | None, Path]]:
-    """Published weights (address and sha256 known) of the compared methods the run would use, not yet here."""
-    from benchmarks.cache import baselines_registry
-
-    registry, _ = baselines_registry()
-    which = args.baselines or load_profiles()[args.profile].get("baselines", "default")
-    if registry is None or which == "none":
-        return []
-    want = {m.lower() for m in args.methods} if args.methods else None
-    out = []
-    for key, spec in registry.items():
-        display = getattr(spec, "display", None) or key
-        if getattr(spec, "kind", "learned") != "learned" or (which == "default" and not getattr(spec, "table3", True)):
-            continue
-        if want is not None and not ({key.lower(), display.lower()} & want):
-            continue
-        if any(not (weights_root / r).exists() for r in getattr(spec, "requires", ()) or ()):
-            continue  # it cannot run here anyway (e.g. TextFusion's text embedding)
-        for w in getattr(spec, "weights", ()) or ():
-            if w.url and w.sha256 and not w.path(weights_root).is_file():
-                out.append((f"{display} {Path(w.relpath).name}", w.url, w.sha256, w.path(weights_root)))
-    return out
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

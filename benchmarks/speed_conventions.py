@@ -2,7 +2,8 @@
 
     python -m benchmarks.speed_conventions [--fused F --ir I --vis V] [--runs 15] [--warmup 3] [--threads 1,2]
 
-Pairs (from ../shared/reference unless ``--fused/--ir/--vis`` name one):
+Pairs (``--fused/--ir/--vis`` name another; by default two calibration triples of the metric reference values,
+looked up in the project's development folder ``shared/`` beside the repository, which a user does not have):
 
 - ``msrs_gray_fused``: MSRS 00004N (gray IR, colour visible) with the published MMDRFuse student's fused image,
   which is gray (``metrics/fused/MSRS_00004N_mmdrfuse.png``): VIFB evaluates it once, converting the visible image

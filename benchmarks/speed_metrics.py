@@ -219,7 +219,7 @@ def _row(case, size, pairs, names, threads, t, note="", pairs_per_s=None, speedu
             "speedup_vs_numpy_direct": "" if speedup is None else round(speedup, 1), "note": note}
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parse(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.speed_metrics", description=__doc__.splitlines()[0])
     ap.add_argument("--data-root", help="data root (default: $MMDRFUSE_DATA or the user cache)")
     ap.add_argument("--fused", help="folder of fused MSRS test images for the data-set row (default round((A+B)/2))")
@@ -235,8 +235,12 @@ def main(argv: list[str] | None = None) -> int:
                     help="keep: the allocator policy of the suite's commands (freed memory kept, "
                          "mmdrfuse/memory.py); default: glibc's own (default: keep)")
     ap.add_argument("--quiet", action="store_true")
-    args = ap.parse_args(argv)
-    from mmdrfuse.memory import keep_freed_memory, malloc_policy
+    return ap.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse(argv)
+    from mmdrfuse.memory import keep_freed_memory
 
     if args.malloc == "keep":
         keep_freed_memory()
@@ -245,54 +249,72 @@ def main(argv: list[str] | None = None) -> int:
                    else sorted({1, default_threads}))
     root = data_root(args.data_root)
     load_before = os.getloadavg()
-    rows: list[dict] = []
     pairs = {case: _load_pair(root, case) for case in PAIRS}
-    sources = {case: v[3] for case, v in pairs.items()}
-    base_ms = None
+    rows, base_ms = _numpy_direct_rows(pairs, args)
+    tmp = tempfile.TemporaryDirectory(prefix="speed_metrics_")
+    prep = None if args.no_dataset else _prepare_dataset(root, Path(args.fused) if args.fused else None,
+                                                         Path(tmp.name), args.quiet)
+    for threads in thread_list:
+        torch.set_num_threads(threads)
+        rows += _pair_rows(pairs, threads, args, base_ms)
+        if prep is not None:
+            rows += _dataset_rows(prep, threads, args.quiet)
+    torch.set_num_threads(default_threads)
+    tmp.cleanup()
+    _write_and_print(rows, args, argv, root, thread_list, {case: v[3] for case, v in pairs.items()}, load_before)
+    return 0
+
+
+def _numpy_direct_rows(pairs: dict, args: argparse.Namespace) -> tuple[list[dict], float | None]:
+    """The direct NumPy evaluator's row on the 640 x 480 pair and its median time (the speed-ups' base), when
+    scikit-image and scikit-learn are installed and ``--baseline-runs`` > 0."""
     try:
         import sklearn.metrics  # noqa: F401
         import skimage.metrics  # noqa: F401
     except ImportError as exc:
         print(f"skipping the direct NumPy evaluator: {exc} (pip install scikit-image scikit-learn)", file=sys.stderr)
         args.baseline_runs = 0
-    if args.baseline_runs > 0:
-        f, a, b, src = pairs["640x480"]
-        fn, an, bn = (x[0, 0].numpy() for x in (f, a, b))
-        tb = _time(lambda: numpy_direct(fn, an, bn), args.baseline_runs, 0)
-        base_ms = tb["median_ms"]
-        ref = numpy_direct(fn, an, bn)
-        ours = {k: v.item() for k, v in M.compute_all(f, a, b, TWELVE).items()}
-        worst = max(abs(ours[k] - ref[k]) / max(abs(ref[k]), 1e-12) for k in TWELVE)
-        rows.append(_row("numpy_direct_640x480", "640x480", 1, TWELVE, 1, tb, speedup=1.0,
-                         note=f"direct 2-D convolutions (NumPy/SciPy, one thread); max rel. diff to ours {worst:.1e}"))
-    tmp = tempfile.TemporaryDirectory(prefix="speed_metrics_")
-    prep = None if args.no_dataset else _prepare_dataset(root, Path(args.fused) if args.fused else None,
-                                                         Path(tmp.name), args.quiet)
-    for threads in thread_list:
-        torch.set_num_threads(threads)
-        for case, (f, a, b, src) in pairs.items():
-            for names, label in ((TWELVE, "pair"), (TWELVE + ["Nabf"], "pair+Nabf")):
-                t = _time(lambda: M.compute_all(f, a, b, names), args.runs, args.warmup)
-                sp = base_ms / t["median_ms"] if base_ms and case == "640x480" else None
-                rows.append(_row(f"{label}_{case}", case, 1, names, threads, t, note=src, speedup=sp))
-            if case == "640x480":
-                for n in TWELVE + ["Nabf"]:
-                    t = _time(lambda: M.compute_all(f, a, b, [n]), max(5, args.runs // 3), 1)
-                    rows.append(_row(f"metric_{n}", case, 1, [n], threads, t, note="this metric alone"))
-        if prep is not None:
-            rows += _dataset_rows(prep, threads, args.quiet)
-    torch.set_num_threads(default_threads)
-    tmp.cleanup()
-    load_after = os.getloadavg()
+    if args.baseline_runs <= 0:
+        return [], None
+    f, a, b, src = pairs["640x480"]
+    fn, an, bn = (x[0, 0].numpy() for x in (f, a, b))
+    tb = _time(lambda: numpy_direct(fn, an, bn), args.baseline_runs, 0)
+    ref = numpy_direct(fn, an, bn)
+    ours = {k: v.item() for k, v in M.compute_all(f, a, b, TWELVE).items()}
+    worst = max(abs(ours[k] - ref[k]) / max(abs(ref[k]), 1e-12) for k in TWELVE)
+    return [_row("numpy_direct_640x480", "640x480", 1, TWELVE, 1, tb, speedup=1.0,
+                 note=f"direct 2-D convolutions (NumPy/SciPy, one thread); max rel. diff to ours {worst:.1e}")], \
+        tb["median_ms"]
 
+
+def _pair_rows(pairs: dict, threads: int, args: argparse.Namespace, base_ms: float | None) -> list[dict]:
+    """Per pair: the twelve metrics (and with Nabf); on the 640 x 480 pair also each metric alone."""
+    rows = []
+    for case, (f, a, b, src) in pairs.items():
+        for names, label in ((TWELVE, "pair"), (TWELVE + ["Nabf"], "pair+Nabf")):
+            t = _time(lambda: M.compute_all(f, a, b, names), args.runs, args.warmup)
+            sp = base_ms / t["median_ms"] if base_ms and case == "640x480" else None
+            rows.append(_row(f"{label}_{case}", case, 1, names, threads, t, note=src, speedup=sp))
+        if case == "640x480":
+            for n in TWELVE + ["Nabf"]:
+                t = _time(lambda: M.compute_all(f, a, b, [n]), max(5, args.runs // 3), 1)
+                rows.append(_row(f"metric_{n}", case, 1, [n], threads, t, note="this metric alone"))
+    return rows
+
+
+def _write_and_print(rows: list[dict], args: argparse.Namespace, argv: list[str] | None, root: Path,
+                     thread_list: list[int], sources: dict, load_before: tuple) -> None:
+    """Write the CSV and the provenance, print the table and the verdict on the 640 x 480 target."""
     import pandas as pd
     from tabulate import tabulate
 
+    from benchmarks.report import git_commit, git_dirty
+    from mmdrfuse.memory import malloc_policy
+
+    load_after = os.getloadavg()
     df = pd.DataFrame(rows)
     out = Path(args.out_dir)
     write_with(out / f"{NAME}.csv", lambda p: df.to_csv(p, index=False))
-    from benchmarks.report import git_commit, git_dirty
-
     commit, dirty = git_commit(), git_dirty()
     write_json(out / f"{NAME}.provenance.json", {
         "target": NAME,
@@ -320,7 +342,6 @@ def main(argv: list[str] | None = None) -> int:
     print(f"load average {load_before[0]:.1f} -> {load_after[0]:.1f} (other processes share the CPU: timings are "
           "pessimistic)")
     print(f"wrote {out / (NAME + '.csv')} and {NAME}.provenance.json")
-    return 0
 
 
 def _cpu_name() -> str:

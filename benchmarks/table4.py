@@ -18,34 +18,19 @@ from benchmarks import paper_values as pv
 from benchmarks.report import provenance, write_outputs
 from mmdrfuse import data
 from mmdrfuse.errors import MMDRFuseError
+from mmdrfuse.metrics import PAPER_METRICS
 
 TABLE = "table4"
 DATASETS = ("MSRS", "LLVIP", "RoadScene")
 
 
 def paper_metrics() -> list[str]:
-    """The six metrics in the paper's column order (from the metrics registry when it exists)."""
-    try:
-        from mmdrfuse.metrics import PAPER_METRICS
-    except ImportError:
-        return list(pv.METRICS)
+    """The six metrics in the paper's column order (the metrics registry's)."""
     return list(PAPER_METRICS)
-
-
-def _check_metrics(ctx) -> None:
-    if ctx.evaluator is not None:
-        return
-    try:
-        import mmdrfuse.metrics  # noqa: F401
-        from mmdrfuse.metrics import compute_all  # noqa: F401
-        from mmdrfuse.metrics.reading import read_eval_gray  # noqa: F401
-    except ImportError as exc:
-        raise MMDRFuseError(f"not available yet: the metrics (mmdrfuse.metrics: {exc})") from None
 
 
 def quality_table(ctx, table: str, dataset_names, extra_notes=()) -> list[Path]:
     """Fuse (cached), evaluate and report one quality table; returns the files written."""
-    _check_metrics(ctx)
     metrics = paper_metrics()
     located, missing_data = ctx.datasets_for(list(dataset_names))
     runs, unavailable = ctx.method_runs()

@@ -4,8 +4,9 @@ The data root is ``--data-root`` > ``$MMDRFUSE_DATA`` > ``<user cache>/data`` (:
 the first one that is set is used. Inside it every data set has the layout the registry names, e.g.
 ``MSRS/test/{ir,vi}``; several layouts can be listed (the full set's own layout first), the first one present wins.
 
-A data set found with fewer pairs than the paper used (LLVIP: the 15 sample pairs in ../shared instead of the 250-pair
-test split) is still used, and :attr:`Located.flag` carries the warning every report that uses it must print.
+A data set found with fewer pairs than the paper used (LLVIP: the 15 public sample pairs of the LLVIP repository,
+bupt-ai-cz/LLVIP FusionGAN/Test_LLVIP_*, instead of the 250-pair test split) is still used, and
+:attr:`Located.flag` carries the warning every report that uses it must print.
 
 ``mmdrfuse data list`` shows what is found; ``mmdrfuse data download NAME`` fetches the public archive named in the
 registry with :func:`mmdrfuse.download.fetch` (progress bar; sha256 checked when one is known, a mismatch refused;
@@ -84,7 +85,7 @@ REGISTRY: dict[str, DatasetSpec] = {
         "LLVIP", "ivif", 250, "Table 4b",
         layouts=(("LLVIP/infrared/test", "LLVIP/visible/test"),  # the full LLVIP as distributed
                  ("LLVIP/test/ir", "LLVIP/test/vi"),
-                 ("LLVIP/test_samples/ir", "LLVIP/test_samples/vi")),  # the 15 public samples in ../shared
+                 ("LLVIP/test_samples/ir", "LLVIP/test_samples/vi")),  # LLVIP's 15 public samples (source below)
         source=Source("https://github.com/bupt-ai-cz/LLVIP/archive/60cdc80.zip", None,
                       {"FusionGAN/Test_LLVIP_ir": "LLVIP/test_samples/ir",
                        "FusionGAN/Test_LLVIP_vi": "LLVIP/test_samples/vi"},

@@ -155,12 +155,6 @@ def make_pair_with_boxes(index: int = 0, height: int = DEFAULT_SIZE[0], width: i
     return ir8, vis8, boxes
 
 
-def make_pairs(n_pairs: int = DEFAULT_PAIRS, height: int = DEFAULT_SIZE[0], width: int = DEFAULT_SIZE[1],
-               seed: int = DEFAULT_SEED) -> list[tuple[str, np.ndarray, np.ndarray]]:
-    """``n_pairs`` deterministic pairs as ``(stem, ir, visible)``."""
-    return [(f"demo_{i:03d}", *make_pair(i, height, width, seed)) for i in range(n_pairs)]
-
-
 def yolo_lines(boxes) -> str:
     """YOLO label text (``0 cx cy w h`` per pedestrian)."""
     return "".join(f"{PERSON} " + " ".join(f"{v:.6f}" for v in b) + "\n" for b in boxes)

@@ -1,7 +1,9 @@
 """MMDRFuse training losses: intensity, max-gradient, perceptual and (digestible) distillation.
 
 Paper: Deng et al., "MMDRFuse: Distilled Mini-Model with Dynamic Refresh for Multi-Modality Image Fusion",
-ACM MM 2024, Sec. 3 (comprehensive loss and digestible distillation); conventions in ../shared/SPEC.md.
+ACM MM 2024, Sec. 3 (comprehensive loss and digestible distillation); conventions (where the paper is silent) from the
+authors' public code, github.com/yanglinDeng/MMDRFuse @ c9e5014.
+
 ``O`` is the network's tanh output, ``M = max(I_ir, I_vis)`` pixelwise. Every function takes N x C x H x W tensors,
 validates them at the top with :func:`_validate`, works per sample and reduces at the bottom (``mean`` | ``sum`` |
 ``none`` -> one value per sample), so ``mean`` equals the authors' batch-mean definitions.

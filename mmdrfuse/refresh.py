@@ -1,6 +1,7 @@
 """Dynamic refresh: the two history banks, the training SSIM/GMSD and the refresh loss.
 
-Paper: Deng et al., MMDRFuse (ACM MM 2024), Sec. 3.3 "dynamic refresh"; conventions in ../shared/SPEC.md.
+Paper: Deng et al., MMDRFuse (ACM MM 2024), Sec. 3.3 "dynamic refresh"; conventions (where the paper is silent) from the authors' public code,
+github.com/yanglinDeng/MMDRFuse @ c9e5014.
 
 Each training patch owns one slot in two banks: ``O_bs`` holds the output with the best training SSIM seen so far and
 ``O_bg`` the one with the best (lowest) GMSD. Epoch 0 only fills both banks. From epoch 1 on, per batch::

@@ -2,7 +2,7 @@
 
 The paper's perceptual and refresh losses use torchvision's ImageNet VGG-19 (``IMAGENET1K_V1``), taps
 ``features[:4], [:9], [:18], [:27], [:36]`` (relu1_2, relu2_2, relu3_4, relu4_4, relu5_4), fed the gray image repeated
-to three channels with NO mean/std normalisation (the authors' code; ../shared/SPEC.md).
+to three channels with NO mean/std normalisation (the authors' code, github.com/yanglinDeng/MMDRFuse).
 
 Weights are looked for in this order (:func:`load_vgg`):
 

@@ -1,4 +1,4 @@
-"""Ablations (Tables 1 and 2): row configs differ from the full one only in their ablated term, the smoke profile
+"""Ablations (Tables 1 and 2): row configs differ from the full one only in their ablated term, the quick profile
 trains and evaluates one row end to end, finished rows are not retrained, and the report is a valid tidy table."""
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ablations import common, table1, table2
+from ablations import common, config, rows, table1, table2
+from mmdrfuse import jobs
 from benchmarks import paper_values as pv
 from benchmarks.report import read_tidy
 from benchmarks.run import Context
@@ -22,7 +23,7 @@ from mmdrfuse.errors import MMDRFuseError
 from mmdrfuse.models import Student, StudentConfig
 
 ROWS = common.row_keys()
-ABLATION_PROFILES = ("smoke", "cpu", "paper")
+ABLATION_PROFILES = ("quick", "cpu", "paper")
 
 
 def _flat_cfg(cfg) -> dict:
@@ -96,7 +97,8 @@ def test_student_sizes_match_table2(key, paper_kb):
 
 
 def test_profiles():
-    assert common.load_profile("quick").name == "smoke"
+    quick = common.load_profile("quick")
+    assert quick.name == "quick" and quick.trainer == "smoke" and quick.store == "smoke"  # runs kept as before
     cpu = common.load_profile("cpu")
     assert len(cpu.seeds) >= 2 and cpu.dataset == "MSRS" and cpu.metrics == ("SD", "VIF", "Qabf", "SSIM")
     assert common.load_profile("paper").max_pairs is None
@@ -109,8 +111,8 @@ def test_profiles():
 
 def test_profiles_may_not_set_recipe_keys(tmp_path, monkeypatch):
     bad = tmp_path / "profiles.yaml"
-    bad.write_text("x:\n  base: smoke\n  train: {loss.intensity: 0}\n  seeds: [0]\n")
-    monkeypatch.setattr(common, "PROFILES_FILE", bad)
+    bad.write_text("x:\n  trainer: smoke\n  train: {loss.intensity: 0}\n  seeds: [0]\n")
+    monkeypatch.setattr(config, "PROFILES_FILE", bad)
     with pytest.raises(MMDRFuseError, match="only rows may"):
         common.load_profile("x")
 
@@ -182,11 +184,18 @@ def _fake_result(key, seed, vals):
             "config": {"teacher": "official-teacher", "data": {"root": "x"}}}
 
 
+def _fake_runs(monkeypatch, tmp_path, fake_one):
+    """Every (row, seed) job of the table runs ``fake_one(env, row, seed)`` instead of training, results in tmp."""
+    def fake_job(env, row, seed):
+        return jobs.Job(tmp_path / "jobs" / f"{row.key}-{seed}.json", lambda: fake_one(env, row, seed))
+    monkeypatch.setattr(rows, "row_job", fake_job)
+
+
 def test_collapsed_row_is_flagged(tmp_path, monkeypatch):
     """A row whose students output a constant image (SD ~ 0) gets a DEGENERATE note; healthy rows do not."""
     base = {"full": (43.0, 0.9, 0.6, 0.97), "wo_refresh": (0.0, 0.0, 0.0, 0.001)}
-    monkeypatch.setattr(common, "run_one", lambda env, row, seed: _fake_result(row.key, seed, base[row.key]))
-    monkeypatch.setattr(common, "run_official", lambda env: None)
+    _fake_runs(monkeypatch, tmp_path, lambda env, row, seed: _fake_result(row.key, seed, base[row.key]))
+    monkeypatch.setattr(rows, "run_official", lambda env: None)
     env = common.Env(profile=common.load_profile("cpu", seeds=[0, 1]), data_root=tmp_path, weights_root=tmp_path,
                      out_dir=tmp_path / "res", work_dir=tmp_path / "work", rows=("wo_refresh",), log=lambda m: None)
     common.run_table(table1.SPEC, env)
@@ -202,8 +211,8 @@ def test_table_report_is_tidy_with_mean_std_paper_rows_and_verdicts(tmp_path, mo
         calls.append((row.key, seed))
         return _fake_result(row.key, seed, [v + seed for v in base[row.key]])
 
-    monkeypatch.setattr(common, "run_one", fake_one)
-    monkeypatch.setattr(common, "run_official", lambda env: {"metrics": dict(zip(common.METRICS, (1, 2, 3, 4))),
+    _fake_runs(monkeypatch, tmp_path, fake_one)
+    monkeypatch.setattr(rows, "run_official", lambda env: {"metrics": dict(zip(common.METRICS, (1, 2, 3, 4))),
                                                              "n_pairs": 5, "weights_sha256": "cd" * 32})
     env = common.Env(profile=common.load_profile("cpu", seeds=[0, 1]), data_root=tmp_path, weights_root=tmp_path,
                      out_dir=tmp_path / "res", work_dir=tmp_path / "work", rows=("wo_refresh",), log=lambda m: None)
@@ -229,7 +238,7 @@ def test_table_report_is_tidy_with_mean_std_paper_rows_and_verdicts(tmp_path, mo
 # ------------------------------------------------------------------------------------ smoke, end to end
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory, shared_data, shared_weights):
-    """The smoke profile (through the harness's ctx) on crops of 2 LLVIP training pairs (128x128) and 2 MSRS test
+    """The quick profile (through the harness's ctx) on crops of 2 LLVIP training pairs (128x128) and 2 MSRS test
     pairs (80x64), with one row trained and evaluated once for the tests below: (env, row, result)."""
     tmp = tmp_path_factory.mktemp("ablations")
     root = tmp / "data"
@@ -257,7 +266,7 @@ def _forbid_work(monkeypatch):
 
 def test_smoke_trains_and_evaluates_one_row(smoke):
     env, row, res = smoke
-    assert env.profile.name == "smoke" and env.work_dir == env.out_dir.parent / "cache" / "ablations"
+    assert env.profile.name == "quick" and env.work_dir == env.out_dir.parent / "cache" / "ablations"
     folder = Path(res["run_dir"])
     assert folder.parent == env.work_dir / "smoke" / "wo_refresh"
     assert (folder / "train" / "model.pt").is_file() and (folder / "result.json").is_file()
@@ -274,8 +283,8 @@ def test_smoke_trains_and_evaluates_one_row(smoke):
 def test_resume_skips_a_finished_row(smoke, monkeypatch):
     env, row, res = smoke
     fail = _forbid_work(monkeypatch)
-    monkeypatch.setattr(common, "_fuse", fail)
-    monkeypatch.setattr(common, "_evaluate", fail)
+    monkeypatch.setattr(rows, "_fuse", fail)
+    monkeypatch.setattr(rows, "_evaluate", fail)
     assert common.run_one(env, row, 0) == res
 
 
@@ -298,9 +307,9 @@ def test_a_row_that_cannot_run_is_reported_and_the_table_still_written(tmp_path,
             raise MMDRFuseError("row width2: cannot train")  # only reached once the loss accepts width 2
         return _fake_result(row.key, seed, (40.0, 0.8, 0.5, 0.9))
 
-    monkeypatch.setattr(common, "run_one", fake_one)
-    monkeypatch.setattr(common, "run_official", lambda env: None)
-    env = common.Env(profile=common.load_profile("smoke"), data_root=tmp_path, weights_root=tmp_path,
+    _fake_runs(monkeypatch, tmp_path, fake_one)
+    monkeypatch.setattr(rows, "run_official", lambda env: None)
+    env = common.Env(profile=common.load_profile("quick"), data_root=tmp_path, weights_root=tmp_path,
                      out_dir=tmp_path / "res", work_dir=tmp_path / "work", rows=("width2",), log=lambda m: None)
     common.run_table(table2.SPEC, env)
     df = read_tidy(tmp_path / "res" / "table2.csv")

@@ -16,7 +16,6 @@ from benchmarks.detection.config import (METRICS, TABLE, TIDY_COLUMNS, YOLO_WEIG
 from benchmarks.detection.data import Split, count_boxes, prepare_yolo_dataset
 from benchmarks.detection.jobs import Job, plan_jobs, run_jobs
 from benchmarks.report import STD_SUFFIX
-from mmdrfuse.atomic import write_json
 from mmdrfuse.download import sha256_file
 from mmdrfuse.errors import BadInputError
 
@@ -65,10 +64,9 @@ def detection_benchmark(image_dirs: Mapping[str, Path | Sequence[Path]], labels_
                   "metrics": metrics, "n_train": len(split.train), "n_test": len(split.test),
                   "n_test_boxes": n_boxes, "config": job.config, "images": [str(f) for f in job.folders],
                   "versions": yolo.versions(), "date": _dt.datetime.now().isoformat(timespec="seconds")}
-        write_json(job.res_path, result)
         log(f"detection: {job.tag}: mAP@.5:.95 {metrics['mAP50-95']:.4f}, mAP@.5 {metrics['mAP50']:.4f} "
             f"({metrics['train_seconds']:.0f} s)")
-        return result
+        return result  # written by run_jobs
 
     results = run_jobs(jobs, train, log)
     return tidy_rows(list(image_dirs), results, prof, split, dataset, rows_as, per_seed_out)

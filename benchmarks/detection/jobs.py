@@ -2,8 +2,8 @@
 
 The key names the cached detector (``<work>/<dataset>/<profile>/<method>[/seed<s>]/run``) and its result JSON
 (``<out>/detection/<dataset>/<profile>/`` + :func:`result_name`): a result whose key matches is reused, never
-retrained. Several processes may share one results folder: each job is trained by the one process that holds its
-lock file (:mod:`mmdrfuse.lock`); the others do other jobs first, then wait for its result.
+retrained. Reuse, locks and waiting are :mod:`mmdrfuse.jobs`' (several processes may share one results folder);
+this module says what a detection job is and what its key covers.
 """
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ from typing import Callable, Mapping, Sequence
 
 from benchmarks.detection.config import DetectionProfile
 from benchmarks.detection.data import Split, images_by_stem
+from mmdrfuse import jobs as mjobs
 from mmdrfuse.errors import BadInputError
-from mmdrfuse.lock import WorkLock
 
 
 @dataclass
@@ -67,8 +67,8 @@ def job_config(profile: DetectionProfile, split: Split, keep_class: int | None, 
 
 def job_key(config: Mapping, inputs: Mapping) -> str:
     """16 hex digits of the sha256 of the settings and the inputs (``{"inputs": fingerprint, "weights": [...]}``).
-    Changing this formula orphans every cached detector and result (tests/test_detection.py pins it)."""
-    return hashlib.sha256(json.dumps({**config, **inputs}, sort_keys=True).encode()).hexdigest()[:16]
+    Changing this formula orphans every cached detector and result (tests/test_jobs.py pins it)."""
+    return mjobs.key_of({**config, **inputs})
 
 
 def safe_name(method: str) -> str:
@@ -107,48 +107,12 @@ def plan_jobs(image_dirs: Mapping[str, Path | Sequence[Path]], labels_dir: Path,
     return jobs
 
 
-def load_result(path: Path, key: str) -> dict | None:
-    """The result JSON at ``path`` if it exists, parses and was made with ``key``."""
-    if path.is_file():
-        with contextlib.suppress(Exception):
-            old = json.loads(path.read_text(encoding="utf-8"))
-            if old.get("key") == key:
-                return old
-    return None
-
-
 def run_jobs(jobs: Sequence[Job], train: Callable[[Job], dict], log: Callable[[str], None]
              ) -> dict[tuple[str, int], dict]:
-    """{(method, seed): result}: reused, trained here by ``train`` (which writes the result JSON), or awaited from
-    the process that holds the job's lock. First everything no other process is working on, then the rest."""
-    results: dict[tuple[str, int], dict] = {}
-    for job in jobs:
-        r = _run_job(job, False, train, log)
-        if r is not None:
-            results[(job.method, job.seed)] = r
-    for job in jobs:
-        if (job.method, job.seed) not in results:
-            results[(job.method, job.seed)] = _run_job(job, True, train, log)
-    return results
-
-
-def _run_job(job: Job, wait: bool, train: Callable[[Job], dict], log: Callable[[str], None]) -> dict | None:
-    """The job's result: reused, trained now, or (``wait``) awaited from the process that holds its lock; None when
-    another process holds it and ``wait`` is False."""
-    lock = WorkLock(job.res_path.with_name(job.res_path.name + ".lock"))
-    while True:
-        result = load_result(job.res_path, job.key)
-        if result is not None:
-            log(f"detection: {job.tag}: done earlier ({job.res_path.name}), skipped")
-            return result
-        with lock as got:
-            if got:
-                result = load_result(job.res_path, job.key)  # finished by another process meanwhile?
-                return result if result is not None else train(job)
-        owner = lock.owner()
-        who = f"process {owner[1]} on {owner[0]}" if owner else "another process"
-        if not wait:
-            log(f"detection: {job.tag}: {who} is training it; other methods first")
-            return None
-        log(f"detection: {job.tag}: waiting for {who} ({lock.path})")
-        lock.wait_released()
+    """{(method, seed): result}: reused when its JSON carries the job's key, else trained here by ``train`` (which
+    returns the result; it is written atomically), or awaited from the process that holds the job's lock
+    (:func:`mmdrfuse.jobs.run_all`: first everything no other process is working on, then the rest)."""
+    runs = [mjobs.Job(path=job.res_path, work=lambda job=job: train(job), check=mjobs.has_key(job.key),
+                      tag=f"detection: {job.tag}") for job in jobs]
+    results = mjobs.run_all(runs, log=log)
+    return {(job.method, job.seed): r for job, r in zip(jobs, results)}
