@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 import torch
@@ -129,11 +128,6 @@ def gray_u8(arr: np.ndarray) -> np.ndarray:
 def u8_to_tensor(arr: np.ndarray) -> torch.Tensor:
     """uint8 H x W -> float32 tensor 1 x 1 x H x W in [0, 1] (x / 255 in float32, as the authors' reading)."""
     return torch.from_numpy(arr.astype(np.float32) / np.float32(255.0))[None, None]
-
-
-def pil_to_tensor(img: Image.Image) -> torch.Tensor:
-    """8-bit ``L`` image -> float32 tensor 1 x 1 x H x W in [0, 1]."""
-    return u8_to_tensor(np.asarray(img, dtype=np.uint8))
 
 
 def read_gray(path: str | os.PathLike) -> torch.Tensor:
@@ -354,9 +348,3 @@ def read_pair(ir_path: str | os.PathLike, vis_path: str | os.PathLike) -> tuple[
 def stack_inputs(ir: torch.Tensor, vis: torch.Tensor) -> torch.Tensor:
     """``cat([ir, vis], dim=1)``: the 2-channel network input (IR/MRI first)."""
     return torch.cat([ir, vis], dim=1)
-
-
-def iter_batches(items: Sequence, size: int) -> Iterable[Sequence]:
-    """Consecutive chunks of ``items`` of at most ``size``."""
-    for i in range(0, len(items), max(1, size)):
-        yield items[i:i + size]
