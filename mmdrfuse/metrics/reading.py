@@ -13,13 +13,19 @@ differently on a few colours). The two conventions differ by one gray level on 2
 
 Files are decoded with PIL through :func:`mmdrfuse.io.read_pil` (8-bit L or RGB, alpha dropped, 16-bit scaled),
 which decodes the shared PNG/JPEG files to the same pixels as ``cv2.imread``. Gray files are returned unchanged.
+:func:`read_eval_gray_u8` (what ``mmdrfuse evaluate`` reads with) decodes plain 8-bit gray or RGB PNG files with
+OpenCV when it is installed (PNG is lossless: the same pixels, ~15% faster than PIL, and the GIL is released) and
+converts colour in the C kernel of :mod:`._native` (the same arithmetic as :func:`gray_float_path` /
+:func:`gray_uint8_path`); every other file goes through PIL as above.
 """
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 
 from mmdrfuse.io import read_pil
 
@@ -51,16 +57,71 @@ def gray_uint8_path(rgb: torch.Tensor) -> torch.Tensor:
     return y.to(torch.float64)
 
 
+def _cv2():
+    """OpenCV's module, or None when it is not installed (it is optional: ``pip install mmdrfuse[bench]``)."""
+    global _CV2
+    if _CV2 is False:
+        try:
+            import cv2
+        except ImportError:
+            cv2 = None
+        _CV2 = cv2
+    return _CV2
+
+
+_CV2 = False  # not looked up yet
+
+
+def _decode_png_cv2(path: str | os.PathLike) -> tuple[np.ndarray, bool] | None:
+    """(pixels, is_colour) of a plain 8-bit gray or RGB PNG decoded by OpenCV (colour in BGR order), or None when
+    the file is anything else (other formats, palettes, alpha, transparency, other bit depths), OpenCV is missing or
+    its result does not have the shape PIL reports: the caller then decodes with PIL."""
+    if Path(path).suffix.lower() != ".png" or _cv2() is None:
+        return None
+    try:
+        with Image.open(path) as im:
+            if im.format != "PNG" or im.mode not in ("L", "RGB") or "transparency" in im.info or len(im.tile) != 1:
+                return None
+            if im.tile[0][3] not in ("L", "RGB"):  # the raw mode: 8 bits per sample
+                return None
+            mode, (w, h) = im.mode, im.size
+    except (OSError, ValueError, SyntaxError):
+        return None  # PIL's own reading reports the error
+    arr = _cv2().imread(os.fspath(path), _cv2().IMREAD_UNCHANGED)
+    want = (h, w) if mode == "L" else (h, w, 3)
+    if arr is None or arr.dtype != np.uint8 or arr.shape != want:
+        return None
+    return arr, mode == "RGB"
+
+
+def read_eval_gray_u8(path: str | os.PathLike, convention: str = "float") -> np.ndarray:
+    """:func:`read_eval_gray` as an H x W uint8 array (the same pixels): OpenCV decodes plain 8-bit PNG files when
+    installed, the C kernel converts colour; otherwise PIL and the torch conversion."""
+    if convention not in CONVENTIONS:
+        raise ValueError(f"convention must be one of {CONVENTIONS}, got {convention!r}")
+    from mmdrfuse.metrics import _native
+
+    fast = _decode_png_cv2(path) if Path(path).is_file() else None
+    if fast is not None:
+        arr, colour = fast
+        bgr = True
+    else:
+        img = read_pil(path)  # BadInputError for missing or unreadable files
+        arr, colour, bgr = np.array(img, dtype=np.uint8), img.mode != "L", False
+    if not colour:
+        return arr
+    gray = _native.gray(arr, bgr, convention)
+    if gray is not None:
+        return gray
+    rgb = torch.from_numpy(np.array(arr[..., ::-1] if bgr else arr))
+    out = gray_float_path(rgb) if convention == "float" else gray_uint8_path(rgb)
+    return out.numpy().astype(np.uint8)
+
+
 def read_eval_gray(path: str | os.PathLike, convention: str = "float") -> torch.Tensor:
     """Read ``path`` as the authors' evaluator does: H x W float64 tensor of integers 0..255.
 
     ``convention``: ``"float"`` (the evaluator's float32 cvtColor, default) or ``"uint8"`` (OpenCV's uint8
     fixed-point cvtColor). Raises :class:`mmdrfuse.errors.BadInputError` for missing or unreadable files.
     """
-    if convention not in CONVENTIONS:
-        raise ValueError(f"convention must be one of {CONVENTIONS}, got {convention!r}")
-    img = read_pil(path)
-    arr = torch.from_numpy(np.asarray(img, dtype=np.uint8).copy())
-    if img.mode == "L":
-        return arr.to(torch.float64)
-    return gray_float_path(arr) if convention == "float" else gray_uint8_path(arr)
+    return torch.from_numpy(read_eval_gray_u8(path, convention).astype(np.float64))
