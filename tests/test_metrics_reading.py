@@ -61,14 +61,90 @@ def test_fast_reading_gives_the_same_pixels(image_files, convention):
         assert torch.equal(read_eval_gray(p, convention), want), p.name
 
 
-def test_fast_path_taken_only_for_plain_8_bit_png(image_files):
-    pytest.importorskip("cv2")
-    fast = {p.name for p in image_files if reading._decode_png_cv2(p) is not None}
-    assert fast == {"gray.png", "rgb.png"}
+@pytest.mark.skipif(not _native.available(), reason="metric kernel not built (no C compiler?)")
+def test_own_png_decoder_taken_only_for_plain_8_bit_png(image_files):
+    fast = {p.name for p in image_files if reading._decode_png(p) is not None}
+    assert fast == {"gray.png", "rgb.png", "trns.png"}
 
 
-def test_reading_without_opencv_or_kernels(image_files, monkeypatch):
-    monkeypatch.setattr(reading, "_CV2", None)
+def _png_chunk(ctype: bytes, body: bytes) -> bytes:
+    import struct
+    import zlib
+
+    return struct.pack(">I", len(body)) + ctype + body + struct.pack(">I", zlib.crc32(ctype + body))
+
+
+def _handmade_png(pixels: np.ndarray, filters: list[int]) -> bytes:
+    """An 8-bit PNG (gray or RGB) whose rows use the given filter types (0 None, 1 Sub, 2 Up, 3 Average, 4 Paeth),
+    split over two IDAT chunks."""
+    import struct
+    import zlib
+
+    h, w = pixels.shape[:2]
+    bpp = 1 if pixels.ndim == 2 else 3
+    x = pixels.reshape(h, w * bpp).astype(np.int32)
+    rows = []
+    for y in range(h):
+        cur, up = x[y], (x[y - 1] if y else np.zeros_like(x[y]))
+        left = np.concatenate([np.zeros(bpp, np.int32), cur[:-bpp]])
+        upleft = np.concatenate([np.zeros(bpp, np.int32), up[:-bpp]])
+        ft = filters[y % len(filters)]
+        if ft == 0:
+            pred = np.zeros_like(cur)
+        elif ft == 1:
+            pred = left
+        elif ft == 2:
+            pred = up
+        elif ft == 3:
+            pred = (left + up) // 2
+        else:
+            p = left + up - upleft
+            pa, pb, pc = np.abs(p - left), np.abs(p - up), np.abs(p - upleft)
+            pred = np.where((pa <= pb) & (pa <= pc), left, np.where(pb <= pc, up, upleft))
+        rows.append(bytes([ft]) + ((cur - pred) % 256).astype(np.uint8).tobytes())
+    z = zlib.compress(b"".join(rows), 6)
+    ihdr = struct.pack(">IIBBBBB", w, h, 8, 0 if bpp == 1 else 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr) + _png_chunk(b"gAMA", struct.pack(">I", 45455))
+            + _png_chunk(b"IDAT", z[:len(z) // 2]) + _png_chunk(b"IDAT", z[len(z) // 2:]) + _png_chunk(b"IEND", b""))
+
+
+@pytest.mark.skipif(not _native.available(), reason="metric kernel not built (no C compiler?)")
+@pytest.mark.parametrize("channels", [1, 3])
+@pytest.mark.parametrize("inflater", ["libdeflate", "zlib"])
+def test_own_png_decoder_every_filter_type(tmp_path, monkeypatch, channels, inflater):
+    if inflater == "zlib":
+        monkeypatch.setattr(reading._Inflater, "lib", False)
+    elif not reading._libdeflate():
+        pytest.skip("no libdeflate on this system")
+    rng = np.random.default_rng(channels)
+    shape = (23, 31) if channels == 1 else (23, 31, 3)
+    pixels = rng.integers(0, 256, shape, dtype=np.uint8)
+    pixels[5:9] = 250  # flat runs: ties in Paeth's predictor
+    for filters in ([0], [1], [2], [3], [4], [4, 3, 2, 1, 0]):
+        path = tmp_path / f"f{channels}_{''.join(map(str, filters))}.png"
+        path.write_bytes(_handmade_png(pixels, filters))
+        got = reading._decode_png(path)
+        assert got is not None and got[1] == (channels == 3)
+        assert np.array_equal(got[0], np.asarray(Image.open(path))), filters
+        assert np.array_equal(got[0], pixels), filters
+        assert torch.equal(read_eval_gray(path), _plain_read(path)), filters
+
+
+@pytest.mark.skipif(not _native.available(), reason="metric kernel not built (no C compiler?)")
+def test_own_png_decoder_declines_broken_files(tmp_path):
+    from mmdrfuse.errors import BadInputError
+
+    good = _handmade_png(np.arange(64, dtype=np.uint8).reshape(8, 8), [4])
+    cases = {"truncated.png": good[:-30], "bad_ihdr_crc.png": good[:29] + bytes([good[29] ^ 1]) + good[30:],
+             "not_png.png": b"GIF89a" + good[6:]}
+    for name, data in cases.items():
+        (tmp_path / name).write_bytes(data)
+        assert reading._decode_png(tmp_path / name) is None, name
+        with pytest.raises(BadInputError):
+            read_eval_gray_u8(tmp_path / name)
+
+
+def test_reading_without_kernels(image_files, monkeypatch):
     monkeypatch.setitem(_native._state, "lib", None)
     monkeypatch.setitem(_native._state, "error", "off for this test")
     for p in image_files:

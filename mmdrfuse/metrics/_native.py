@@ -18,7 +18,8 @@ final value per image of one group of metrics, from the three images F, A, B (N 
   each metric's own padding;
 - :func:`stats`: SD, SCD, CC, EN, SF, AG, MI, PSNR, MSE from one pass of sums (exact for integer images) and the
   joint gray-level histograms;
-- :func:`gray`: the evaluator's colour -> gray conversion for :mod:`.reading`.
+- :func:`gray`: the evaluator's colour -> gray conversion, and :func:`png_unfilter`, PNG's scanline filters, for
+  :mod:`.reading`.
 
 Determinism: rows are cut into fixed bands whatever the thread count, every band writes per-row sums, and the rows
 are added in order, so results do not depend on the number of threads (or on which thread ran a band). exp and
@@ -1113,6 +1114,88 @@ int mmdr_stats(const double *f, const double *a, const double *b, long N, long H
     return 0;
 }
 
+/* PNG scanline unfiltering (filter method 0) of 8-bit images with bpp bytes per pixel: raw (H x (1 + W bpp)) ->
+   out (H x W bpp). Returns 0, or -1 on an unknown filter type. */
+int mmdr_png_unfilter(const uint8_t *raw, long H, long W, int bpp, uint8_t *out)
+{
+    const long stride = W * bpp;
+    for (long y = 0; y < H; y++) {
+        const uint8_t ft = raw[y * (stride + 1)];
+        const uint8_t *src = raw + y * (stride + 1) + 1;
+        uint8_t *cur = out + y * stride;
+        const uint8_t *up = y ? cur - stride : NULL;
+        long i;
+        switch (ft) {
+        case 0:
+            memcpy(cur, src, (size_t)stride);
+            break;
+        case 1:
+            for (i = 0; i < bpp && i < stride; i++) cur[i] = src[i];
+            for (; i < stride; i++) cur[i] = (uint8_t)(src[i] + cur[i - bpp]);
+            break;
+        case 2:
+            if (up) for (i = 0; i < stride; i++) cur[i] = (uint8_t)(src[i] + up[i]);
+            else memcpy(cur, src, (size_t)stride);
+            break;
+        case 3:
+            for (i = 0; i < bpp && i < stride; i++) cur[i] = (uint8_t)(src[i] + ((up ? up[i] : 0) >> 1));
+            for (; i < stride; i++) cur[i] = (uint8_t)(src[i] + ((cur[i - bpp] + (up ? up[i] : 0)) >> 1));
+            break;
+        case 4:
+            if (!up) {   /* Paeth with b = c = 0 is Sub */
+                for (i = 0; i < bpp && i < stride; i++) cur[i] = src[i];
+                for (; i < stride; i++) cur[i] = (uint8_t)(src[i] + cur[i - bpp]);
+                break;
+            }
+            for (i = 0; i < bpp && i < stride; i++) cur[i] = (uint8_t)(src[i] + up[i]);   /* a = c = 0: b */
+            if (bpp == 1) {   /* the left neighbour stays in a register (no store-to-load round trip) */
+                int a = cur[0];
+                for (; i < stride; i++) {
+                    const int b = up[i], c = up[i - 1];
+                    const int pa = abs(b - c), pb = abs(a - c), pc = abs(a + b - 2 * c);
+                    const int bc = pb <= pc ? b : c;
+                    const int take_a = (pa <= pb) & (pa <= pc);
+                    a = (uint8_t)(src[i] + (bc ^ ((a ^ bc) & -take_a)));
+                    cur[i] = (uint8_t)a;
+                }
+                break;
+            }
+            if (bpp == 3) {   /* three independent chains, one per channel, in registers */
+                int a0 = cur[0], a1 = cur[1], a2 = cur[2];
+#define PAETH_STEP(A, k)                                                                                          \
+    {                                                                                                           \
+        const int b = up[i + k], c = up[i + k - 3];                                                             \
+        const int pa = abs(b - c), pb = abs(A - c), pc = abs(A + b - 2 * c);                                   \
+        const int bc = pb <= pc ? b : c;                                                                        \
+        const int take_a = (pa <= pb) & (pa <= pc);                                                             \
+        A = (uint8_t)(src[i + k] + (bc ^ ((A ^ bc) & -take_a)));                                                \
+        cur[i + k] = (uint8_t)A;                                                                                \
+    }
+                for (; i + 3 <= stride; i += 3) {
+                    PAETH_STEP(a0, 0)
+                    PAETH_STEP(a1, 1)
+                    PAETH_STEP(a2, 2)
+                }
+#undef PAETH_STEP
+                break;
+            }
+            for (; i < stride; i++) {
+                const int a = cur[i - bpp], b = up[i], c = up[i - bpp];
+                const int pa = abs(b - c), pb = abs(a - c), pc = abs(a + b - 2 * c);
+                /* branch-free select (the choice is data dependent and unpredictable) */
+                const int bc = pb <= pc ? b : c;
+                const int take_a = (pa <= pb) & (pa <= pc);
+                const int pred = bc ^ ((a ^ bc) & -take_a);
+                cur[i] = (uint8_t)(src[i] + pred);
+            }
+            break;
+        default:
+            return -1;
+        }
+    }
+    return 0;
+}
+
 /* 8-bit colour (npix x 3, RGB or BGR order) -> 8-bit gray as the authors' evaluator reads it (conv 0: OpenCV's float32
    BGR2GRAY, rounded; conv 1: OpenCV's uint8 fixed-point BGR2GRAY); see reading.py */
 void mmdr_gray(const uint8_t *src, long npix, int bgr, int conv, uint8_t *out, int isa)
@@ -1172,6 +1255,8 @@ def _load() -> ctypes.CDLL | None:
         lib.mmdr_stats.argtypes = [p, p, p, l_, l_, l_, p, p, i, i]
         lib.mmdr_gray.argtypes = [p, l_, i, i, p, i]
         lib.mmdr_gray.restype = None
+        lib.mmdr_png_unfilter.argtypes = [p, l_, l_, i, p]
+        lib.mmdr_png_unfilter.restype = i
         for name in ("mmdr_shifts", "mmdr_vif", "mmdr_ssim7", "mmdr_gradients", "mmdr_stats"):
             getattr(lib, name).restype = i
         lib.mmdr_metrics_openmp.argtypes = []
@@ -1308,6 +1393,18 @@ def stats(f: Tensor, a: Tensor, b: Tensor, sh: Tensor) -> dict[str, Tensor]:
     _check(_state["lib"].mmdr_stats(f.data_ptr(), a.data_ptr(), b.data_ptr(), n, h, w, sh.data_ptr(),
                                     out.data_ptr(), _threads(), _state["isa"]), "statistics")
     return {k: out[:, i] for i, k in enumerate(STATS)}
+
+
+def png_unfilter(raw: bytes, height: int, width: int, channels: int) -> np.ndarray | None:
+    """The pixels (H x W, or H x W x 3) of an 8-bit, non-interlaced PNG from its inflated scanlines (filter byte +
+    W * channels bytes per row), or None when the kernels are unavailable or a filter type is invalid."""
+    lib = _load()
+    if lib is None or len(raw) != height * (1 + width * channels):
+        return None
+    out = np.empty((height, width, channels) if channels > 1 else (height, width), dtype=np.uint8)
+    if lib.mmdr_png_unfilter(raw, height, width, channels, out.ctypes.data) != 0:
+        return None
+    return out
 
 
 def gray(rgb: np.ndarray, bgr: bool, convention: str) -> np.ndarray | None:
