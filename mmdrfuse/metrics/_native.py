@@ -73,6 +73,7 @@ typedef uint64_t v4u __attribute__((vector_size(32)));
 #define BIG 0x1p500
 #define NL 4            /* lanes of the partial sums: sums are taken in NL interleaved lanes, then lane 0..NL-1 */
 #define BAND 8          /* output rows per parallel task */
+#define RS 192          /* row stride of VIF's product bands: VIF's column strips are at most RS - 16 wide */
 
 static inline int thread_id(void)
 {
@@ -219,6 +220,109 @@ static inline __attribute__((always_inline)) void wsym_SUFFIX(const double *cons
         out[j] = acc;
     }
 #undef LDS1
+}
+
+/* two rows of the symmetric vertical pass at once: rows k = 0..n at p + k RS (a compile-time stride: every row
+   address is one register plus a constant), out0 from rows 0..n-1, out1 from rows 1..n, each row loaded once for
+   both; every element the same operations as wsym's */
+static inline __attribute__((always_inline)) void vsym2_SUFFIX(const double *p, const double *w, int n,
+                                                               double *restrict out0, double *restrict out1,
+                                                               long len)
+{
+    const int c = n / 2;
+    v4d wv[9];
+    for (int k = 0; k <= c; k++) wv[k] = vbc(w[k]);
+    long j = 0;
+    for (; j + 8 <= len; j += 8) {
+        const double *q = p + j;
+        v4d a0 = wv[c] * vld(q + c * RS), a1 = wv[c] * vld(q + c * RS + 4);
+        v4d b0 = wv[c] * vld(q + (c + 1) * RS), b1 = wv[c] * vld(q + (c + 1) * RS + 4);
+#pragma GCC unroll 8
+        for (int k = 0; k < c; k++) {
+            a0 += wv[k] * (vld(q + k * RS) + vld(q + (n - 1 - k) * RS));
+            a1 += wv[k] * (vld(q + k * RS + 4) + vld(q + (n - 1 - k) * RS + 4));
+            b0 += wv[k] * (vld(q + (k + 1) * RS) + vld(q + (n - k) * RS));
+            b1 += wv[k] * (vld(q + (k + 1) * RS + 4) + vld(q + (n - k) * RS + 4));
+        }
+        vst(out0 + j, a0);
+        vst(out0 + j + 4, a1);
+        vst(out1 + j, b0);
+        vst(out1 + j + 4, b1);
+    }
+    for (; j < len; j++) {
+        const double *q = p + j;
+        double acc0 = w[c] * q[c * RS], acc1 = w[c] * q[(c + 1) * RS];
+        for (int k = 0; k < c; k++) {
+            acc0 += w[k] * (q[k * RS] + q[(n - 1 - k) * RS]);
+            acc1 += w[k] * (q[(k + 1) * RS] + q[(n - k) * RS]);
+        }
+        out0[j] = acc0;
+        out1[j] = acc1;
+    }
+}
+
+/* the symmetric pass along a row: out[j] = w[c] t[j + c] + sum_{k < c} w[k] (t[j + k] + t[j + n - 1 - k]), the same
+   operations as wsym with rows[k] = t + k; with the offsets explicit, the four accumulators share their loads */
+static inline __attribute__((always_inline)) void hsym_SUFFIX(const double *t, const double *w, int n,
+                                                              double *restrict out, long len)
+{
+    const int c = n / 2;
+    v4d wv[9];
+    for (int k = 0; k <= c; k++) wv[k] = vbc(w[k]);
+    long j = 0;
+    for (; j + 16 <= len; j += 16) {
+        const double *r = t + j;
+        v4d a0 = wv[c] * vld(r + c), a1 = wv[c] * vld(r + c + 4), a2 = wv[c] * vld(r + c + 8),
+            a3 = wv[c] * vld(r + c + 12);
+#pragma GCC unroll 8
+        for (int k = 0; k < c; k++) {
+            a0 += wv[k] * (vld(r + k) + vld(r + n - 1 - k));
+            a1 += wv[k] * (vld(r + k + 4) + vld(r + n + 3 - k));
+            a2 += wv[k] * (vld(r + k + 8) + vld(r + n + 7 - k));
+            a3 += wv[k] * (vld(r + k + 12) + vld(r + n + 11 - k));
+        }
+        vst(out + j, a0);
+        vst(out + j + 4, a1);
+        vst(out + j + 8, a2);
+        vst(out + j + 12, a3);
+    }
+    for (; j < len; j++) {
+        double acc = w[c] * t[j + c];
+        for (int k = 0; k < c; k++) acc += w[k] * (t[j + k] + t[j + n - 1 - k]);
+        out[j] = acc;
+    }
+}
+
+static int symmetric_SUFFIX(const double *w, int n)
+{
+    int sym = n % 2 == 1;
+    for (int k = 0; k < n / 2; k++) sym &= w[k] == w[n - 1 - k];
+    return sym;
+}
+
+/* the vertical pass for two output rows (rows at p + k RS, k = 0..n) and the horizontal pass, for VIF's windows
+   (symmetric, at most 17 taps) */
+static void vpass2_SUFFIX(const double *p, const double *w, int n, double *restrict out0, double *restrict out1,
+                          long len)
+{
+    switch (n) {
+    case 17: vsym2_SUFFIX(p, w, 17, out0, out1, len); return;
+    case 9: vsym2_SUFFIX(p, w, 9, out0, out1, len); return;
+    case 5: vsym2_SUFFIX(p, w, 5, out0, out1, len); return;
+    case 3: vsym2_SUFFIX(p, w, 3, out0, out1, len); return;
+    default: vsym2_SUFFIX(p, w, n, out0, out1, len); return;
+    }
+}
+
+static void hpass_SUFFIX(const double *t, const double *w, int n, double *restrict out, long len)
+{
+    switch (n) {
+    case 17: hsym_SUFFIX(t, w, 17, out, len); return;
+    case 9: hsym_SUFFIX(t, w, 9, out, len); return;
+    case 5: hsym_SUFFIX(t, w, 5, out, len); return;
+    case 3: hsym_SUFFIX(t, w, 3, out, len); return;
+    default: hsym_SUFFIX(t, w, n, out, len); return;
+    }
 }
 
 static void wsum_any_SUFFIX(const double *const *rows, const double *w, int n, double *restrict out, long len)
@@ -421,30 +525,45 @@ static void product_map_SUFFIX(int c, const double *restrict F, const double *re
 }
 
 /* VIF terms of output rows [r0, r1) (r1 - r0 <= VBAND) of one scale: maps F, A, B (h x w, row stride `stride`)
-   minus their shifts, window win (n taps). rows4[r] = (num A, num B, den A, den B). The output columns go in
-   strips of at most sw_max and the eight product maps one at a time, so that a map's ring of n rows stays in L1;
-   a row's sum is the sum of its strips' in order. ring: n x wi, t: wi, M: VBAND x 8 x sw, x: 4 x sw, with
-   wi = sw + n - 1. */
+   minus their shifts, window win (n <= 17 taps). rows4[r] = (num A, num B, den A, den B). The output columns go in
+   strips of at most sw_max <= RS - 16 and the eight product maps one at a time: a map's band of product rows
+   (stride RS) is formed once, then filtered down two output rows at a time and along the rows, each element the
+   same operations whichever way; a row's sum is the sum of its strips' in order. P: (VBAND + 16) x RS, t: 2 RS,
+   M: VBAND x 8 x sw, x: 4 x sw. */
 static void vif_band_SUFFIX(const double *F, const double *A, const double *B, long stride, long w, double sf,
                             double sa, double sb, const double *win, int n, long r0, long r1, long sw_max,
-                            double *ring, double *t, double *M, double *x, double *rows4)
+                            double *P, double *t, double *M, double *x, double *rows4)
 {
     const long wo = w - n + 1;
+    const int sym = symmetric_SUFFIX(win, n);
     const double *rp[17];
     for (long r = r0; r < r1; r++)
         for (int q = 0; q < 4; q++) rows4[r * 4 + q] = 0.0;
     for (long c0 = 0; c0 < wo; c0 += sw_max) {
         const long sw = wo - c0 < sw_max ? wo - c0 : sw_max, wi = sw + n - 1;
         for (int c = 0; c < 8; c++) {
-            for (long y = r0; y < r1 + n - 1; y++) {
+            for (long y = r0; y < r1 + n - 1; y++)
                 product_map_SUFFIX(c, F + y * stride + c0, A + y * stride + c0, B + y * stride + c0, sf, sa, sb, wi,
-                                   ring + (y % n) * wi);
-                if (y < r0 + n - 1) continue;
-                const long r = y - n + 1;
-                for (int k = 0; k < n; k++) rp[k] = ring + ((r + k) % n) * wi;
-                wsum_any_SUFFIX(rp, win, n, t, wi);
-                for (int k = 0; k < n; k++) rp[k] = t + k;
-                wsum_any_SUFFIX(rp, win, n, M + ((r - r0) * 8 + c) * sw, sw);
+                                   P + (y - r0) * RS);
+            for (long r = r0; r < r1;) {
+                const int two = sym && r + 1 < r1;
+                const double *p = P + (r - r0) * RS;
+                if (two) {
+                    vpass2_SUFFIX(p, win, n, t, t + RS, wi);
+                } else {
+                    for (int k = 0; k < n; k++) rp[k] = p + k * RS;
+                    wsum_any_SUFFIX(rp, win, n, t, wi);
+                }
+                for (int q = 0; q <= two; q++) {
+                    double *out = M + ((r + q - r0) * 8 + c) * sw;
+                    if (sym) {
+                        hpass_SUFFIX(t + q * RS, win, n, out, sw);
+                    } else {
+                        for (int k = 0; k < n; k++) rp[k] = t + q * RS + k;
+                        wsum_any_SUFFIX(rp, win, n, out, sw);
+                    }
+                }
+                r += 1 + two;
             }
         }
         for (long r = r0; r < r1; r++) {
@@ -816,7 +935,7 @@ static long nbands(long rows) { return (rows + BAND - 1) / BAND; }
 /* widest column strip of VIF (output columns of scale 1 in strips of about 160): the same for every scale */
 static long vif_strip(long W)
 {
-    const long wo = W - 16 > 1 ? W - 16 : 1, ns = (wo + 159) / 160;
+    const long wo = W - 16 > 1 ? W - 16 : 1, ns = (wo + 159) / 160;      /* 160 <= RS - 16 */
     return (wo + ns - 1) / ns;
 }
 
@@ -880,7 +999,7 @@ int mmdr_vif(const double *f, const double *a, const double *b, long N, long H, 
 {
     (void)isa;
     const long sw_max = vif_strip(W);
-    long per = (long)(17 + 1) * (sw_max + 16) + (VBAND * 8 + 4) * sw_max + 64;
+    long per = (long)(VBAND + 16 + 2) * RS + (VBAND * 8 + 4) * sw_max + 64;
     per = per > 2 * W + 64 ? per : 2 * W + 64;                  /* down2's row buffers */
     const long h2 = (H - ns[1] + 2) / 2 + 1, w2 = (W - ns[1] + 2) / 2 + 1;
     const long h3 = (h2 - ns[2] + 2) / 2 + 1, w3 = (w2 - ns[2] + 2) / 2 + 1;
@@ -926,8 +1045,8 @@ int mmdr_vif(const double *f, const double *a, const double *b, long N, long H, 
 #endif
             {
                 const long sw = wo < sw_max ? wo : sw_max;
-                double *ring = work + thread_id() * per, *t = ring + (long)n * (sw + n - 1),
-                       *m = t + (sw + n - 1), *x = m + VBAND * 8 * sw;
+                double *ring = work + thread_id() * per, *t = ring + (long)(VBAND + 16) * RS, *m = t + 2 * RS,
+                       *x = m + VBAND * 8 * sw;
 #ifdef _OPENMP
 #pragma omp for schedule(dynamic, 1)
 #endif
@@ -1116,6 +1235,14 @@ int mmdr_stats(const double *f, const double *a, const double *b, long N, long H
 
 /* PNG scanline unfiltering (filter method 0) of 8-bit images with bpp bytes per pixel: raw (H x (1 + W bpp)) ->
    out (H x W bpp). Returns 0, or -1 on an unknown filter type. */
+static inline int paeth(int a, int b, int c, int s)   /* s + the Paeth predictor of (a, b, c), mod 256 */
+{
+    const int pa = abs(b - c), pb = abs(a - c), pc = abs(a + b - 2 * c);
+    const int bc = pb <= pc ? b : c;                     /* branch-free: the choice is data dependent */
+    const int take_a = (pa <= pb) & (pa <= pc);
+    return (uint8_t)(s + (bc ^ ((a ^ bc) & -take_a)));
+}
+
 int mmdr_png_unfilter(const uint8_t *raw, long H, long W, int bpp, uint8_t *out)
 {
     const long stride = W * bpp;
@@ -1125,6 +1252,27 @@ int mmdr_png_unfilter(const uint8_t *raw, long H, long W, int bpp, uint8_t *out)
         uint8_t *cur = out + y * stride;
         const uint8_t *up = y ? cur - stride : NULL;
         long i;
+        if (bpp == 1 && ft == 4 && up && y + 1 < H && raw[(y + 1) * (stride + 1)] == 4 && stride >= 2) {
+            /* two Paeth rows of a gray image as a wavefront: row y at column i, row y + 1 at column i - 1, two
+               independent dependency chains (each pixel waits for its left neighbour) */
+            const uint8_t *src1 = src + stride + 1;
+            uint8_t *cur1 = cur + stride;
+            int a0 = (uint8_t)(src[0] + up[0]);
+            cur[0] = (uint8_t)a0;
+            a0 = paeth(a0, up[1], up[0], src[1]);
+            cur[1] = (uint8_t)a0;
+            int a1 = (uint8_t)(src1[0] + cur[0]);
+            cur1[0] = (uint8_t)a1;
+            for (i = 2; i < stride; i++) {
+                a0 = paeth(a0, up[i], up[i - 1], src[i]);
+                cur[i] = (uint8_t)a0;
+                a1 = paeth(a1, cur[i - 1], cur[i - 2], src1[i - 1]);
+                cur1[i - 1] = (uint8_t)a1;
+            }
+            cur1[stride - 1] = (uint8_t)paeth(a1, cur[stride - 1], cur[stride - 2], src1[stride - 1]);
+            y++;
+            continue;
+        }
         switch (ft) {
         case 0:
             memcpy(cur, src, (size_t)stride);
@@ -1151,43 +1299,24 @@ int mmdr_png_unfilter(const uint8_t *raw, long H, long W, int bpp, uint8_t *out)
             if (bpp == 1) {   /* the left neighbour stays in a register (no store-to-load round trip) */
                 int a = cur[0];
                 for (; i < stride; i++) {
-                    const int b = up[i], c = up[i - 1];
-                    const int pa = abs(b - c), pb = abs(a - c), pc = abs(a + b - 2 * c);
-                    const int bc = pb <= pc ? b : c;
-                    const int take_a = (pa <= pb) & (pa <= pc);
-                    a = (uint8_t)(src[i] + (bc ^ ((a ^ bc) & -take_a)));
+                    a = paeth(a, up[i], up[i - 1], src[i]);
                     cur[i] = (uint8_t)a;
                 }
                 break;
             }
             if (bpp == 3) {   /* three independent chains, one per channel, in registers */
                 int a0 = cur[0], a1 = cur[1], a2 = cur[2];
-#define PAETH_STEP(A, k)                                                                                          \
-    {                                                                                                           \
-        const int b = up[i + k], c = up[i + k - 3];                                                             \
-        const int pa = abs(b - c), pb = abs(A - c), pc = abs(A + b - 2 * c);                                   \
-        const int bc = pb <= pc ? b : c;                                                                        \
-        const int take_a = (pa <= pb) & (pa <= pc);                                                             \
-        A = (uint8_t)(src[i + k] + (bc ^ ((A ^ bc) & -take_a)));                                                \
-        cur[i + k] = (uint8_t)A;                                                                                \
-    }
                 for (; i + 3 <= stride; i += 3) {
-                    PAETH_STEP(a0, 0)
-                    PAETH_STEP(a1, 1)
-                    PAETH_STEP(a2, 2)
+                    a0 = paeth(a0, up[i], up[i - 3], src[i]);
+                    cur[i] = (uint8_t)a0;
+                    a1 = paeth(a1, up[i + 1], up[i - 2], src[i + 1]);
+                    cur[i + 1] = (uint8_t)a1;
+                    a2 = paeth(a2, up[i + 2], up[i - 1], src[i + 2]);
+                    cur[i + 2] = (uint8_t)a2;
                 }
-#undef PAETH_STEP
                 break;
             }
-            for (; i < stride; i++) {
-                const int a = cur[i - bpp], b = up[i], c = up[i - bpp];
-                const int pa = abs(b - c), pb = abs(a - c), pc = abs(a + b - 2 * c);
-                /* branch-free select (the choice is data dependent and unpredictable) */
-                const int bc = pb <= pc ? b : c;
-                const int take_a = (pa <= pb) & (pa <= pc);
-                const int pred = bc ^ ((a ^ bc) & -take_a);
-                cur[i] = (uint8_t)(src[i] + pred);
-            }
+            for (; i < stride; i++) cur[i] = (uint8_t)paeth(cur[i - bpp], up[i], up[i - bpp], src[i]);
             break;
         default:
             return -1;
@@ -1395,14 +1524,15 @@ def stats(f: Tensor, a: Tensor, b: Tensor, sh: Tensor) -> dict[str, Tensor]:
     return {k: out[:, i] for i, k in enumerate(STATS)}
 
 
-def png_unfilter(raw: bytes, height: int, width: int, channels: int) -> np.ndarray | None:
+def png_unfilter(raw: bytes | np.ndarray, height: int, width: int, channels: int) -> np.ndarray | None:
     """The pixels (H x W, or H x W x 3) of an 8-bit, non-interlaced PNG from its inflated scanlines (filter byte +
     W * channels bytes per row), or None when the kernels are unavailable or a filter type is invalid."""
     lib = _load()
-    if lib is None or len(raw) != height * (1 + width * channels):
+    buf = np.frombuffer(raw, dtype=np.uint8)
+    if lib is None or buf.size != height * (1 + width * channels):
         return None
     out = np.empty((height, width, channels) if channels > 1 else (height, width), dtype=np.uint8)
-    if lib.mmdr_png_unfilter(raw, height, width, channels, out.ctypes.data) != 0:
+    if lib.mmdr_png_unfilter(buf.ctypes.data, height, width, channels, out.ctypes.data) != 0:
         return None
     return out
 

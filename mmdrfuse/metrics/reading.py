@@ -74,7 +74,7 @@ class _Inflater(threading.local):
     def __init__(self):
         self.handle = None
 
-    def __call__(self, data: bytes, size: int) -> bytes | None:
+    def __call__(self, data: bytes, size: int) -> np.ndarray | bytes | None:
         cls = type(self)
         if cls.lib is None:
             cls.lib = _libdeflate() or False
@@ -82,10 +82,11 @@ class _Inflater(threading.local):
             if self.handle is None:
                 self.handle = cls.lib.libdeflate_alloc_decompressor()
             if self.handle:
-                out = ctypes.create_string_buffer(size)
+                out = np.empty(size, dtype=np.uint8)
                 n = ctypes.c_size_t(0)
-                rc = cls.lib.libdeflate_zlib_decompress(self.handle, data, len(data), out, size, ctypes.byref(n))
-                return out.raw if rc == 0 and n.value == size else None
+                rc = cls.lib.libdeflate_zlib_decompress(self.handle, data, len(data), out.ctypes.data, size,
+                                                        ctypes.byref(n))
+                return out if rc == 0 and n.value == size else None
         try:
             raw = zlib.decompress(data, bufsize=size)
         except zlib.error:
