@@ -136,6 +136,40 @@ static inline double absatan2_(double y, double x)
     return r;
 }
 
+/* absatan2_ for two pairs at once, with one division for both reductions and one for both rational functions
+   (the divider is the bottleneck of the gradient kernel); the same approximation, a few ulp apart */
+static inline void absatan2x2_(double yA, double xA, double yB, double xB, double *ra, double *rb)
+{
+    const double ayA = fabs(yA), axA = fabs(xA), ayB = fabs(yB), axB = fabs(xB);
+    const int swA = ayA > axA, swB = ayB > axB;
+    const double mxA = swA ? ayA : axA, mnA = swA ? axA : ayA, mxB = swB ? ayB : axB, mnB = swB ? axB : ayB;
+    const int rdA = mnA > 0.66 * mxA, rdB = mnB > 0.66 * mxB;
+    const double nA = rdA ? mnA - mxA : mnA, d0A = rdA ? mnA + mxA : mxA, dA = d0A > 0.0 ? d0A : 1.0;
+    const double nB = rdB ? mnB - mxB : mnB, d0B = rdB ? mnB + mxB : mxB, dB = d0B > 0.0 ? d0B : 1.0;
+    const double inv = 1.0 / (dA * dB);
+    const double zA = nA * dB * inv, zB = nB * dA * inv;
+    const double zzA = zA * zA, zzB = zB * zB;
+#define ATAN_PQ(zz, p, q)                                                                                         \
+    const double z4##p = zz * zz, z8##p = z4##p * z4##p;                                                        \
+    const double p = z4##p * (-8.750608600031904122785e-1 * z4##p                                               \
+                              + (-1.615753718733365076637e1 * zz - 7.500855792314704667340e1))                  \
+                     + (-1.228866684490136173410e2 * zz - 6.485021904942025371773e1);                           \
+    const double q = z8##p * (zz + 2.485846490142306297962e1)                                                   \
+                     + z4##p * (1.650270098316988542046e2 * zz + 4.328810604912902668951e2)                      \
+                     + (4.853903996359136964868e2 * zz + 1.945506571482613964425e2);
+    ATAN_PQ(zzA, pA, qA)
+    ATAN_PQ(zzB, pB, qB)
+#undef ATAN_PQ
+    const double iq = 1.0 / (qA * qB);
+    double r = zA * (zzA * pA * qB * iq) + zA, t = zB * (zzB * pB * qA * iq) + zB;
+    r = rdA ? 7.85398163397448309616e-1 + (r + 3.061616997868382943065e-17) : r;
+    t = rdB ? 7.85398163397448309616e-1 + (t + 3.061616997868382943065e-17) : t;
+    r = swA ? (6.123233995736765886130e-17 - r) + 1.57079632679489661923 : r;
+    t = swB ? (6.123233995736765886130e-17 - t) + 1.57079632679489661923 : t;
+    *ra = xA < 0.0 ? (1.2246467991473531772e-16 - r) + 3.14159265358979323846 : r;
+    *rb = xB < 0.0 ? (1.2246467991473531772e-16 - t) + 3.14159265358979323846 : t;
+}
+
 static inline double sgn(double v) { return v > 0.0 ? 1.0 : (v < 0.0 ? -1.0 : v); }   /* torch.sign (NaN kept) */
 static inline long mirror(long i, long n) { return i < 0 ? -i : (i >= n ? 2 * n - 2 - i : i); }
 static inline double at0(const double *x, long H, long W, long i, long j)
@@ -647,7 +681,7 @@ static void grad_interior_SUFFIX(const double *const *X, long w, long i, const d
                                  double *restrict tmp)
 {
     const double qkg = kc[0], qka = kc[1], qoa = kc[2], nrgra = kc[3], nkg = kc[4], nka = kc[5], half_pi = kc[6],
-                 inv_half_pi = kc[7], tiny = kc[8];
+                 inv_half_pi = kc[7];
     double *qn = out, *qd = out + w, *nl = out + 2 * w, *nw = out + 3 * w;
     double *G = tmp, *XX = tmp + 3 * GCH, *YY = tmp + 6 * GCH, *Z = tmp + 9 * GCH;
     for (long j0 = 1; j0 < w - 1; j0 += GCH) {
@@ -667,19 +701,32 @@ static void grad_interior_SUFFIX(const double *const *X, long w, long i, const d
             }
             vsqrt_SUFFIX(g, len);
         }
-        for (int s = 1; s < 3; s++) {
-            const double *restrict gF = G, *restrict gS = G + s * GCH, *restrict xf = XX, *restrict yf = YY,
-                         *restrict xs = XX + s * GCH, *restrict ys = YY + s * GCH;
-            double *restrict zq = Z + (s - 1) * GCH, *restrict zn = Z + (1 + s) * GCH;
+        {
+            /* both sources together: divisions shared between them (see absatan2x2_) */
+            const double *restrict gF = G, *restrict gA = G + GCH, *restrict gB = G + 2 * GCH, *restrict xf = XX,
+                         *restrict yf = YY, *restrict xa = XX + GCH, *restrict ya = YY + GCH,
+                         *restrict xb = XX + 2 * GCH, *restrict yb = YY + 2 * GCH;
+            double *restrict zq = Z, *restrict zna = Z + 2 * GCH, *restrict znb = Z + 3 * GCH;
             for (long j = 0; j < len; j++) {
-                const double gs = gS[j], gf = gF[j];
-                const double da = absatan2_(xf[j] * ys[j] - yf[j] * xs[j], xf[j] * xs[j] + yf[j] * ys[j]);
-                const double lo = gs < gf ? gs : gf, hi0 = gs > gf ? gs : gf, hi = hi0 > tiny ? hi0 : tiny;
-                const double ratio = lo / hi;
-                const double rel = gs == gf ? gf : ratio;                                     /* Qabf */
-                zq[j] = gs / ((1.0 + exp_(-((rel - 0.5) * qkg))) * (1.0 + exp_(-(da * qka + qoa))));
-                const double ang = fabs(da - half_pi) * inv_half_pi;                          /* Nabf */
-                zn[j] = nrgra / ((1.0 + exp_(-((ratio - 0.5) * nkg))) * (1.0 + exp_(-((ang - 0.5) * nka))));
+                const double ga = gA[j], gb = gB[j], gf = gF[j];
+                double da, db;
+                absatan2x2_(xf[j] * ya[j] - yf[j] * xa[j], xf[j] * xa[j] + yf[j] * ya[j],
+                            xf[j] * yb[j] - yf[j] * xb[j], xf[j] * xb[j] + yf[j] * yb[j], &da, &db);
+                const double loa = ga < gf ? ga : gf, hia0 = ga > gf ? ga : gf, hia = hia0 > 0.0 ? hia0 : 1.0;
+                const double lob = gb < gf ? gb : gf, hib0 = gb > gf ? gb : gf, hib = hib0 > 0.0 ? hib0 : 1.0;
+                const double ih = 1.0 / (hia * hib);
+                const double ra = loa * hib * ih, rb = lob * hia * ih;          /* min / max (0 when both are 0) */
+                const double rela = ga == gf ? gf : ra, relb = gb == gf ? gf : rb;                   /* Qabf */
+                const double xqa = (1.0 + exp_(-((rela - 0.5) * qkg))) * (1.0 + exp_(-(da * qka + qoa)));
+                const double xqb = (1.0 + exp_(-((relb - 0.5) * qkg))) * (1.0 + exp_(-(db * qka + qoa)));
+                const double iqq = 1.0 / (xqa * xqb);
+                zq[j] = ga * xqb * iqq + gb * xqa * iqq;
+                const double anga = fabs(da - half_pi) * inv_half_pi, angb = fabs(db - half_pi) * inv_half_pi;
+                const double xna = (1.0 + exp_(-((ra - 0.5) * nkg))) * (1.0 + exp_(-((anga - 0.5) * nka)));
+                const double xnb = (1.0 + exp_(-((rb - 0.5) * nkg))) * (1.0 + exp_(-((angb - 0.5) * nka)));
+                const double iqn = nrgra / (xna * xnb);
+                zna[j] = xnb * iqn;
+                znb[j] = xna * iqn;
             }
         }
         vsqrt_SUFFIX(Z + 2 * GCH, len);
@@ -690,13 +737,13 @@ static void grad_interior_SUFFIX(const double *const *X, long w, long i, const d
         vsqrt_SUFFIX(sg, len);
         vsqrt_SUFFIX(sg + GCH, len);
         const double *restrict gF = G, *restrict gA = G + GCH, *restrict gB = G + 2 * GCH;
-        const double *restrict qa = Z, *restrict qb = Z + GCH, *restrict na = Z + 2 * GCH, *restrict nb = Z + 3 * GCH,
+        const double *restrict qab = Z, *restrict na = Z + 2 * GCH, *restrict nb = Z + 3 * GCH,
                      *restrict sa = sg, *restrict sb = sg + GCH;
         for (long j = 0; j < len; j++) {
             const double gfn = gF[j] * 0.125, gan = gA[j] * 0.125, gbn = gB[j] * 0.125;
             const double wa = gan >= 2.0 ? gan * sa[j] : 0.001, wb = gbn >= 2.0 ? gbn * sb[j] : 0.001;
             const double loss = (1.0 - na[j]) * wa + (1.0 - nb[j]) * wb;
-            qn[j0 + j] = qa[j] + qb[j];
+            qn[j0 + j] = qab[j];
             qd[j0 + j] = gA[j] + gB[j];
             nl[j0 + j] = ((gfn > gan) & (gfn > gbn)) ? loss : 0.0;
             nw[j0 + j] = wa + wb;
