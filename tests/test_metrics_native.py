@@ -124,6 +124,19 @@ def test_kernel_result_independent_of_thread_count():
 
 
 @needs_kernel
+def test_kernel_builds_agree(monkeypatch):
+    """The portable, AVX2 and AVX-512 builds (those this CPU runs) give the same values up to rounding."""
+    f, a, b = _images(12, (1, 1, 70, 90))
+    f[0, 0, 20:40] = torch.clamp(f[0, 0, 20:40] * 1.5, 0, 255).round()  # some artifacts for Nabf
+    values = {}
+    for isa in range(_native._state["isa"] + 1):
+        monkeypatch.setitem(_native._state, "isa", isa)
+        values[isa] = compute_all(f, a, b, KERNEL_METRICS)
+    for isa, v in values.items():
+        _assert_close(v, values[0], rtol=1e-12)
+
+
+@needs_kernel
 def test_kernel_batch_equals_one_by_one():
     f, a, b = _images(10, (3, 1, 50, 61))
     batch = compute_all(f, a, b, KERNEL_METRICS)
