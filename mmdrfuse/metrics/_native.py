@@ -25,9 +25,9 @@ Determinism: rows are cut into fixed bands whatever the thread count, every band
 are added in order, so results do not depend on the number of threads (or on which thread ran a band). exp and
 atan2 are branch-free polynomial versions (~1 ulp), so their loops vectorise. Three builds are compiled: a portable
 one and, on x86-64 with GCC, one for AVX2 + FMA and one for AVX-512 + FMA, the best the CPU has picked at run time;
-the FMA builds differ from the portable one by rounding (~1e-16 relative), and from each other at most by that. Against the torch
-path (used without a compiler, with ``MMDRFUSE_FAST=0``, for float32, CUDA or autograd) the values agree to
-~1e-15 relative (Nabf ~1e-13: its 1 - sqrt(Q) cancels digits); tested to 1e-10.
+they differ by rounding only (~1e-16 relative). Against the torch path (used without a compiler, with
+``MMDRFUSE_FAST=0``, for float32, CUDA or autograd) the values agree to ~1e-15 relative (Nabf ~1e-13: its 1 - sqrt(Q)
+cancels digits); tested to 1e-10.
 
 Threads: OpenMP on torch's thread team (``torch.get_num_threads()``), or fewer for the calling Python thread inside
 :func:`thread_limit` (``evaluate_folder`` runs one pair per worker thread, each kernel single-threaded). Built and
@@ -188,30 +188,42 @@ static inline void lp_mul(double *p, int64_t *e, double x)
 """
 
 _C_BODY = r"""/* ------------------------------------------------------------------------------------ building blocks */
-/* out[j] = sum_k w[k] * rows[k][j] (j < len), k in order: acc = w[0] r[0]; acc += w[k] r[k]. Explicit 4 x 4-wide
+/* VW-wide vectors of this build (4 doubles, or 8 in the AVX-512 build); per element the same operations */
+typedef double vd_SUFFIX __attribute__((vector_size(8 * VW)));
+static inline __attribute__((always_inline)) vd_SUFFIX ld_SUFFIX(const double *p)
+{
+    vd_SUFFIX v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+static inline __attribute__((always_inline)) void st_SUFFIX(double *p, vd_SUFFIX v) { memcpy(p, &v, sizeof v); }
+static inline __attribute__((always_inline)) vd_SUFFIX bc_SUFFIX(double x) { return (vd_SUFFIX){} + x; }
+
+/* out[j] = sum_k w[k] * rows[k][j] (j < len), k in order: acc = w[0] r[0]; acc += w[k] r[k]. Explicit 4 x VW-wide
    accumulators (independent chains, one weight broadcast per tap); every element gets the same sequence of
    operations in the vector body and in the tail, so results do not depend on the vector width. */
 static inline __attribute__((always_inline)) void wsum_SUFFIX(const double *const *rows, const double *w, int n,
                                                               double *restrict out, long len)
 {
     long j = 0;
-    for (; j + 16 <= len; j += 16) {
+    for (; j + 4 * VW <= len; j += 4 * VW) {
         const double *r = rows[0] + j;
-        v4d wk = vbc(w[0]);
-        v4d a0 = wk * vld(r), a1 = wk * vld(r + 4), a2 = wk * vld(r + 8), a3 = wk * vld(r + 12);
+        vd_SUFFIX wk = bc_SUFFIX(w[0]);
+        vd_SUFFIX a0 = wk * ld_SUFFIX(r), a1 = wk * ld_SUFFIX(r + VW), a2 = wk * ld_SUFFIX(r + 2 * VW),
+                  a3 = wk * ld_SUFFIX(r + 3 * VW);
 #pragma GCC unroll 17
         for (int k = 1; k < n; k++) {
             r = rows[k] + j;
-            wk = vbc(w[k]);
-            a0 += wk * vld(r);
-            a1 += wk * vld(r + 4);
-            a2 += wk * vld(r + 8);
-            a3 += wk * vld(r + 12);
+            wk = bc_SUFFIX(w[k]);
+            a0 += wk * ld_SUFFIX(r);
+            a1 += wk * ld_SUFFIX(r + VW);
+            a2 += wk * ld_SUFFIX(r + 2 * VW);
+            a3 += wk * ld_SUFFIX(r + 3 * VW);
         }
-        vst(out + j, a0);
-        vst(out + j + 4, a1);
-        vst(out + j + 8, a2);
-        vst(out + j + 12, a3);
+        st_SUFFIX(out + j, a0);
+        st_SUFFIX(out + j + VW, a1);
+        st_SUFFIX(out + j + 2 * VW, a2);
+        st_SUFFIX(out + j + 3 * VW, a3);
     }
     for (; j < len; j++) {
         double acc = w[0] * rows[0][j];
@@ -226,26 +238,26 @@ static inline __attribute__((always_inline)) void wsym_SUFFIX(const double *cons
                                                               int centre, double shift, double *restrict out, long len)
 {
     const int c = n / 2;
-    const v4d sh = vbc(shift);
+    const vd_SUFFIX sh = bc_SUFFIX(shift);
     long j = 0;
-#define LDS(ptr) (centre ? vld(ptr) - sh : vld(ptr))
-    for (; j + 16 <= len; j += 16) {
+#define LDS(ptr) (centre ? ld_SUFFIX(ptr) - sh : ld_SUFFIX(ptr))
+    for (; j + 4 * VW <= len; j += 4 * VW) {
         const double *r = rows[c] + j;
-        v4d wk = vbc(w[c]);
-        v4d a0 = wk * LDS(r), a1 = wk * LDS(r + 4), a2 = wk * LDS(r + 8), a3 = wk * LDS(r + 12);
+        vd_SUFFIX wk = bc_SUFFIX(w[c]);
+        vd_SUFFIX a0 = wk * LDS(r), a1 = wk * LDS(r + VW), a2 = wk * LDS(r + 2 * VW), a3 = wk * LDS(r + 3 * VW);
 #pragma GCC unroll 8
         for (int k = 0; k < c; k++) {
             const double *p = rows[k] + j, *q = rows[n - 1 - k] + j;
-            wk = vbc(w[k]);
+            wk = bc_SUFFIX(w[k]);
             a0 += wk * (LDS(p) + LDS(q));
-            a1 += wk * (LDS(p + 4) + LDS(q + 4));
-            a2 += wk * (LDS(p + 8) + LDS(q + 8));
-            a3 += wk * (LDS(p + 12) + LDS(q + 12));
+            a1 += wk * (LDS(p + VW) + LDS(q + VW));
+            a2 += wk * (LDS(p + 2 * VW) + LDS(q + 2 * VW));
+            a3 += wk * (LDS(p + 3 * VW) + LDS(q + 3 * VW));
         }
-        vst(out + j, a0);
-        vst(out + j + 4, a1);
-        vst(out + j + 8, a2);
-        vst(out + j + 12, a3);
+        st_SUFFIX(out + j, a0);
+        st_SUFFIX(out + j + VW, a1);
+        st_SUFFIX(out + j + 2 * VW, a2);
+        st_SUFFIX(out + j + 3 * VW, a3);
     }
 #undef LDS
 #define LDS1(x) (centre ? (x) - shift : (x))
@@ -265,24 +277,24 @@ static inline __attribute__((always_inline)) void vsym2_SUFFIX(const double *p, 
                                                                long len)
 {
     const int c = n / 2;
-    v4d wv[9];
-    for (int k = 0; k <= c; k++) wv[k] = vbc(w[k]);
+    vd_SUFFIX wv[9];
+    for (int k = 0; k <= c; k++) wv[k] = bc_SUFFIX(w[k]);
     long j = 0;
-    for (; j + 8 <= len; j += 8) {
+    for (; j + 2 * VW <= len; j += 2 * VW) {
         const double *q = p + j;
-        v4d a0 = wv[c] * vld(q + c * RS), a1 = wv[c] * vld(q + c * RS + 4);
-        v4d b0 = wv[c] * vld(q + (c + 1) * RS), b1 = wv[c] * vld(q + (c + 1) * RS + 4);
+        vd_SUFFIX a0 = wv[c] * ld_SUFFIX(q + c * RS), a1 = wv[c] * ld_SUFFIX(q + c * RS + VW);
+        vd_SUFFIX b0 = wv[c] * ld_SUFFIX(q + (c + 1) * RS), b1 = wv[c] * ld_SUFFIX(q + (c + 1) * RS + VW);
 #pragma GCC unroll 8
         for (int k = 0; k < c; k++) {
-            a0 += wv[k] * (vld(q + k * RS) + vld(q + (n - 1 - k) * RS));
-            a1 += wv[k] * (vld(q + k * RS + 4) + vld(q + (n - 1 - k) * RS + 4));
-            b0 += wv[k] * (vld(q + (k + 1) * RS) + vld(q + (n - k) * RS));
-            b1 += wv[k] * (vld(q + (k + 1) * RS + 4) + vld(q + (n - k) * RS + 4));
+            a0 += wv[k] * (ld_SUFFIX(q + k * RS) + ld_SUFFIX(q + (n - 1 - k) * RS));
+            a1 += wv[k] * (ld_SUFFIX(q + k * RS + VW) + ld_SUFFIX(q + (n - 1 - k) * RS + VW));
+            b0 += wv[k] * (ld_SUFFIX(q + (k + 1) * RS) + ld_SUFFIX(q + (n - k) * RS));
+            b1 += wv[k] * (ld_SUFFIX(q + (k + 1) * RS + VW) + ld_SUFFIX(q + (n - k) * RS + VW));
         }
-        vst(out0 + j, a0);
-        vst(out0 + j + 4, a1);
-        vst(out1 + j, b0);
-        vst(out1 + j + 4, b1);
+        st_SUFFIX(out0 + j, a0);
+        st_SUFFIX(out0 + j + VW, a1);
+        st_SUFFIX(out1 + j, b0);
+        st_SUFFIX(out1 + j + VW, b1);
     }
     for (; j < len; j++) {
         const double *q = p + j;
@@ -302,24 +314,24 @@ static inline __attribute__((always_inline)) void hsym_SUFFIX(const double *t, c
                                                               double *restrict out, long len)
 {
     const int c = n / 2;
-    v4d wv[9];
-    for (int k = 0; k <= c; k++) wv[k] = vbc(w[k]);
+    vd_SUFFIX wv[9];
+    for (int k = 0; k <= c; k++) wv[k] = bc_SUFFIX(w[k]);
     long j = 0;
-    for (; j + 16 <= len; j += 16) {
+    for (; j + 4 * VW <= len; j += 4 * VW) {
         const double *r = t + j;
-        v4d a0 = wv[c] * vld(r + c), a1 = wv[c] * vld(r + c + 4), a2 = wv[c] * vld(r + c + 8),
-            a3 = wv[c] * vld(r + c + 12);
+        vd_SUFFIX a0 = wv[c] * ld_SUFFIX(r + c), a1 = wv[c] * ld_SUFFIX(r + c + VW),
+                  a2 = wv[c] * ld_SUFFIX(r + c + 2 * VW), a3 = wv[c] * ld_SUFFIX(r + c + 3 * VW);
 #pragma GCC unroll 8
         for (int k = 0; k < c; k++) {
-            a0 += wv[k] * (vld(r + k) + vld(r + n - 1 - k));
-            a1 += wv[k] * (vld(r + k + 4) + vld(r + n + 3 - k));
-            a2 += wv[k] * (vld(r + k + 8) + vld(r + n + 7 - k));
-            a3 += wv[k] * (vld(r + k + 12) + vld(r + n + 11 - k));
+            a0 += wv[k] * (ld_SUFFIX(r + k) + ld_SUFFIX(r + n - 1 - k));
+            a1 += wv[k] * (ld_SUFFIX(r + k + VW) + ld_SUFFIX(r + n - 1 - k + VW));
+            a2 += wv[k] * (ld_SUFFIX(r + k + 2 * VW) + ld_SUFFIX(r + n - 1 - k + 2 * VW));
+            a3 += wv[k] * (ld_SUFFIX(r + k + 3 * VW) + ld_SUFFIX(r + n - 1 - k + 3 * VW));
         }
-        vst(out + j, a0);
-        vst(out + j + 4, a1);
-        vst(out + j + 8, a2);
-        vst(out + j + 12, a3);
+        st_SUFFIX(out + j, a0);
+        st_SUFFIX(out + j + VW, a1);
+        st_SUFFIX(out + j + 2 * VW, a2);
+        st_SUFFIX(out + j + 3 * VW, a3);
     }
     for (; j < len; j++) {
         double acc = w[c] * t[j + c];
@@ -424,15 +436,15 @@ static void box7_SUFFIX(const double *const *rows, double *restrict out, long le
     const double *r0 = rows[0], *r1 = rows[1], *r2 = rows[2], *r3 = rows[3], *r4 = rows[4], *r5 = rows[5],
                  *r6 = rows[6];
     long j = 0;
-    for (; j + 8 <= len; j += 8) {
-        v4d a0 = vld(r0 + j) + vld(r1 + j), a1 = vld(r0 + j + 4) + vld(r1 + j + 4);
-        a0 += vld(r2 + j); a1 += vld(r2 + j + 4);
-        a0 += vld(r3 + j); a1 += vld(r3 + j + 4);
-        a0 += vld(r4 + j); a1 += vld(r4 + j + 4);
-        a0 += vld(r5 + j); a1 += vld(r5 + j + 4);
-        a0 += vld(r6 + j); a1 += vld(r6 + j + 4);
-        vst(out + j, a0);
-        vst(out + j + 4, a1);
+    for (; j + 2 * VW <= len; j += 2 * VW) {
+        vd_SUFFIX a0 = ld_SUFFIX(r0 + j) + ld_SUFFIX(r1 + j), a1 = ld_SUFFIX(r0 + j + VW) + ld_SUFFIX(r1 + j + VW);
+        a0 += ld_SUFFIX(r2 + j); a1 += ld_SUFFIX(r2 + j + VW);
+        a0 += ld_SUFFIX(r3 + j); a1 += ld_SUFFIX(r3 + j + VW);
+        a0 += ld_SUFFIX(r4 + j); a1 += ld_SUFFIX(r4 + j + VW);
+        a0 += ld_SUFFIX(r5 + j); a1 += ld_SUFFIX(r5 + j + VW);
+        a0 += ld_SUFFIX(r6 + j); a1 += ld_SUFFIX(r6 + j + VW);
+        st_SUFFIX(out + j, a0);
+        st_SUFFIX(out + j + VW, a1);
     }
     for (; j < len; j++) out[j] = (((((r0[j] + r1[j]) + r2[j]) + r3[j]) + r4[j]) + r5[j]) + r6[j];
 }
@@ -1391,7 +1403,7 @@ void mmdr_gray(const uint8_t *src, long npix, int bgr, int conv, uint8_t *out, i
 
 _C_SIMD = (
     "#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)\n#define VSQRT_WIDTH 2\n#else\n"
-    "#define VSQRT_WIDTH 1\n#endif\n"
+    "#define VSQRT_WIDTH 1\n#endif\n#define VW 4\n"
 )
 
 
@@ -1399,7 +1411,8 @@ def _c_source() -> str:
     """The portable body, then (x86-64, GCC) the same body compiled for AVX2 + FMA and for AVX-512 + FMA (512-bit
     vectors where the compiler vectorises), then the entry points."""
     clone = ("\n#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)\n#pragma GCC push_options\n"
-             "#pragma GCC target(\"{target}\")\n#undef VSQRT_WIDTH\n#define VSQRT_WIDTH {width}\n{body}"
+             "#pragma GCC target(\"{target}\")\n#undef VSQRT_WIDTH\n#define VSQRT_WIDTH {width}\n#undef VW\n"
+             "#define VW {width}\n{body}"
              "#pragma GCC pop_options\n#endif\n")
     return "".join([
         _C_HEADER, _C_SIMD, _C_BODY.replace("SUFFIX", "generic"),
