@@ -12,6 +12,10 @@ the MRI folder as ``--ir`` and the PET/SPECT folder as ``--vis``. The CSV holds 
 ``--convention vifb`` computes VIFB's 13 metrics instead, as VIFB's MATLAB code does (colour kept, per channel,
 VIFB's definitions and column names; :mod:`mmdrfuse.metrics.vifb`, :mod:`mmdrfuse.evaluate_vifb`).
 
+On CPU in float64 (the defaults) pairs are evaluated in a pipeline: ``torch.get_num_threads()`` worker threads each
+read (decoding releases the GIL), convert and compute one pair at a time with single-threaded C kernels, so that
+decoding and computing share the thread budget instead of oversubscribing it; results are collected in order.
+
 Python API: :func:`evaluate_folder` returns the per-image rows as a :class:`pandas.DataFrame`.
 """
 from __future__ import annotations
@@ -24,28 +28,75 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
+import numpy as np
 import torch
 
 from mmdrfuse import metrics as M
 from mmdrfuse.atomic import atomic_path
 from mmdrfuse.errors import BadInputError, MMDRFuseError
 from mmdrfuse.io import Pair, match_stems
-from mmdrfuse.metrics.reading import CONVENTIONS, read_eval_gray
+from mmdrfuse.metrics import _native
+from mmdrfuse.metrics._context import Batch
+from mmdrfuse.metrics.reading import CONVENTIONS, read_eval_gray_u8
 
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
 PIXEL_BUDGET = 4 * 640 * 480  # pixels per batch (memory: ~40 float64 maps of that size); large images go one by one
 
 
 # ------------------------------------------------------------------------------------------------- reading
-def _read_triple(pair: Pair, convention: str) -> torch.Tensor:
-    """Read (fused, ir, vis) of one pair as a 3 x H x W uint8 tensor; BadInputError on unreadable or mismatched."""
-    imgs = [read_eval_gray(p, convention) for p in pair.paths]
+def _read_triple_u8(pair: Pair, convention: str) -> np.ndarray:
+    """Read (fused, ir, vis) of one pair as a 3 x H x W uint8 array; BadInputError on unreadable or mismatched."""
+    imgs = [read_eval_gray_u8(p, convention) for p in pair.paths]
     shape = imgs[0].shape
     for p, img in zip(pair.paths[1:], imgs[1:]):
         if img.shape != shape:
             raise BadInputError(f"{pair.paths[0]}: size {tuple(shape)} differs from {p} {tuple(img.shape)}; "
                                 "fuse the pair again or remove it (or pass --skip-bad)", str(pair.paths[0]))
-    return torch.stack(imgs).to(torch.uint8)
+    return np.stack(imgs)
+
+
+def _read_triple(pair: Pair, convention: str) -> torch.Tensor:
+    """:func:`_read_triple_u8` as a torch tensor."""
+    return torch.from_numpy(_read_triple_u8(pair, convention))
+
+
+def _too_small(pair: Pair, shape: Sequence[int], names: Sequence[str], need: int) -> BadInputError:
+    return BadInputError(f"{pair.paths[0]}: {shape[-2]} x {shape[-1]} is too small for "
+                         f"{', '.join(n for n in names if M.get(n).min_size > min(shape[-2:]))} "
+                         f"(needs >= {need} x {need}); drop those metrics or the image", str(pair.paths[0]))
+
+
+def _evaluate_pair(pair: Pair, names: Sequence[str], convention: str, need: int) -> dict[str, float]:
+    """Read one pair and compute its metrics on this thread alone (the C kernels single-threaded): a pipeline
+    worker's job. The values equal ``compute_all`` on the same images."""
+    x = _read_triple_u8(pair, convention)
+    if min(x.shape[-2:]) < need:
+        raise _too_small(pair, x.shape, names, need)
+    xd = torch.from_numpy(x.astype(np.float64))  # values 0..255 from uint8: no validation pass needed
+    ctx = Batch.trusted(xd[0:1], xd[1:2], xd[2:3])
+    with _native.thread_limit(1):
+        return {n: float(M.get(n).impl(ctx)[0]) for n in names}
+
+
+def _pipeline(pairs: Sequence[Pair], names: Sequence[str], convention: str, need: int, workers: int
+              ) -> Iterator[tuple[Pair, Future]]:
+    """Yield (pair, future of its metric values) in order, at most ``2 * workers`` pairs in flight."""
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="evaluate") as pool:
+        queue: deque[tuple[Pair, Future]] = deque()
+        it = iter(pairs)
+        try:
+            for pair in it:
+                queue.append((pair, pool.submit(_evaluate_pair, pair, names, convention, need)))
+                if len(queue) >= 2 * workers:
+                    break
+            while queue:
+                yield queue.popleft()
+                nxt = next(it, None)
+                if nxt is not None:
+                    queue.append((nxt, pool.submit(_evaluate_pair, nxt, names, convention, need)))
+        finally:
+            for _, fut in queue:
+                fut.cancel()
 
 
 def _prefetch(pairs: Sequence[Pair], convention: str, workers: int, depth: int) -> Iterator[tuple[Pair, Future]]:
@@ -73,9 +124,11 @@ def evaluate_folder(fused_dir: str | os.PathLike, ir_dir: str | os.PathLike, vis
     column and one column per metric (one row per image, sorted by stem, no mean row).
 
     ``metrics`` defaults to the paper's six then the extras (:data:`mmdrfuse.metrics.DEFAULT_METRICS`). Images of
-    equal size are evaluated ``batch_size`` at a time on ``device`` (1 by default: on CPU, measured faster per pair
-    than batches of 4, whose maps no longer fit in cache; fewer when a batch would exceed :data:`PIXEL_BUDGET`
-    pixels); images are read ahead in ``read_workers`` threads. A missing partner, an unreadable image, a size
+    equal size are evaluated ``batch_size`` at a time on ``device`` (fewer when a batch would exceed
+    :data:`PIXEL_BUDGET` pixels), with images read ahead in ``read_workers`` threads; except on CPU in float64 with
+    ``batch_size`` 1 (the defaults, with the C kernels built), where ``torch.get_num_threads()`` workers each read
+    and compute whole pairs single-threaded (torch's intra-op threads are set to 1 while they run, then restored;
+    ``read_workers`` is not used). A missing partner, an unreadable image, a size
     mismatch or an image too small for a metric raises :class:`BadInputError`, or with ``skip_bad`` leaves the pair
     out and appends a message to ``skipped`` (also stored in ``df.attrs["skipped"]``).
 
@@ -91,7 +144,6 @@ def evaluate_folder(fused_dir: str | os.PathLike, ir_dir: str | os.PathLike, vis
     if convention not in CONVENTIONS and M.check_convention(convention) == "mmdrfuse":  # unknown names raise
         convention = "float"
     import pandas as pd
-    from tqdm import tqdm
 
     names = M.resolve(metrics)
     need = M.min_size(names)
@@ -99,6 +151,57 @@ def evaluate_folder(fused_dir: str | os.PathLike, ir_dir: str | os.PathLike, vis
     pairs = match_stems(fused_dir, ir_dir, vis_dir, skip_bad=skip_bad, skipped=skipped)
     dev = torch.device(device)
     rows: list[dict] = []
+    bar = _progress(len(pairs), progress)
+    try:
+        if dev.type == "cpu" and dtype == torch.float64 and batch_size == 1 and _native.available():
+            # the pipeline: torch.get_num_threads() workers, each reading and computing whole pairs on one thread
+            # (torch's own intra-op threads set to 1 meanwhile, for metrics without a C kernel)
+            workers = max(1, torch.get_num_threads())
+            torch.set_num_threads(1)
+            try:
+                for pair, fut in _pipeline(pairs, names, convention, need, workers):
+                    try:
+                        rows.append({"stem": pair.stem, **fut.result()})
+                    except BadInputError as exc:
+                        if not skip_bad:
+                            raise
+                        skipped.append(str(exc))
+                    bar.update(1)
+            finally:
+                torch.set_num_threads(workers)
+        else:
+            _evaluate_batched(pairs, names, need, batch_size, dev, dtype, convention, skip_bad, skipped,
+                              read_workers, rows, bar)
+    finally:
+        bar.close()
+    if not rows:
+        first = f"; first: {skipped[0]}" if skipped else ""
+        raise BadInputError(f"{fused_dir}: no pair could be evaluated ({len(skipped)} skipped{first})", str(fused_dir))
+    df = pd.DataFrame(rows, columns=["stem"] + names)
+    df.attrs["skipped"] = list(skipped)
+    return df
+
+
+def _progress(total: int, enabled: bool):
+    """A tqdm bar on stderr, or a stand-in with ``update``/``close`` when disabled (tqdm then is not imported)."""
+    if not enabled:
+        class _Off:
+            def update(self, n: int = 1) -> None:
+                pass
+
+            def close(self) -> None:
+                pass
+
+        return _Off()
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc="evaluate", unit="pair", file=sys.stderr)
+
+
+def _evaluate_batched(pairs, names, need, batch_size, dev, dtype, convention, skip_bad, skipped, read_workers,
+                      rows, bar) -> None:
+    """The general loop (any device, dtype and batch size): images read ahead in ``read_workers`` threads, batches
+    of equal size computed with :func:`mmdrfuse.metrics.compute_all` on this thread."""
     batch: list[tuple[str, torch.Tensor]] = []
 
     def flush() -> None:
@@ -112,36 +215,23 @@ def evaluate_folder(fused_dir: str | os.PathLike, ir_dir: str | os.PathLike, vis
             rows.append({"stem": stem, **{k: vals[k][i] for k in names}})
         batch.clear()
 
-    bar = tqdm(total=len(pairs), desc="evaluate", unit="pair", disable=not progress, file=sys.stderr)
-    try:
-        for pair, fut in _prefetch(pairs, convention, read_workers, depth=max(4, 2 * batch_size)):
-            try:
-                triple = fut.result()
-                if min(triple.shape[-2:]) < need:
-                    raise BadInputError(f"{pair.paths[0]}: {triple.shape[-2]} x {triple.shape[-1]} is too small for "
-                                        f"{', '.join(n for n in names if M.get(n).min_size > min(triple.shape[-2:]))} "
-                                        f"(needs >= {need} x {need}); drop those metrics or the image",
-                                        str(pair.paths[0]))
-            except BadInputError as exc:
-                if not skip_bad:
-                    raise
-                skipped.append(str(exc))
-                bar.update(1)
-                continue
-            cap = max(1, min(batch_size, PIXEL_BUDGET // (triple.shape[-2] * triple.shape[-1])))
-            if batch and (batch[0][1].shape != triple.shape or len(batch) >= cap):
-                flush()
-            batch.append((pair.stem, triple))
+    for pair, fut in _prefetch(pairs, convention, read_workers, depth=max(4, 2 * batch_size)):
+        try:
+            triple = fut.result()
+            if min(triple.shape[-2:]) < need:
+                raise _too_small(pair, triple.shape, names, need)
+        except BadInputError as exc:
+            if not skip_bad:
+                raise
+            skipped.append(str(exc))
             bar.update(1)
-        flush()
-    finally:
-        bar.close()
-    if not rows:
-        first = f"; first: {skipped[0]}" if skipped else ""
-        raise BadInputError(f"{fused_dir}: no pair could be evaluated ({len(skipped)} skipped{first})", str(fused_dir))
-    df = pd.DataFrame(rows, columns=["stem"] + names)
-    df.attrs["skipped"] = list(skipped)
-    return df
+            continue
+        cap = max(1, min(batch_size, PIXEL_BUDGET // (triple.shape[-2] * triple.shape[-1])))
+        if batch and (batch[0][1].shape != triple.shape or len(batch) >= cap):
+            flush()
+        batch.append((pair.stem, triple))
+        bar.update(1)
+    flush()
 
 
 def with_mean_row(df):

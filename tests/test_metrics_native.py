@@ -1,11 +1,14 @@
 """The C kernels of the metrics (mmdrfuse.metrics._native) against the torch paths they replace."""
+import numpy as np
 import pytest
 import torch
 
-from mmdrfuse.metrics import SSIM, VIF, Nabf, Qabf, SSIM_dr255, compute_all
+from mmdrfuse.metrics import DEFAULT_METRICS, METRICS, compute_all
 from mmdrfuse.metrics import _native
+from mmdrfuse.metrics._context import Batch
 
 needs_kernel = pytest.mark.skipif(not _native.available(), reason="metric kernel not built (no C compiler?)")
+KERNEL_METRICS = DEFAULT_METRICS + ["SSIM_dr255"]
 
 
 def _torch_path(monkeypatch, fn, *args):
@@ -28,24 +31,79 @@ def _images(seed, shape, const=False):
     return f, a, b
 
 
+def _assert_close(ours, ref, rtol=1e-10):
+    for k in ref:
+        assert torch.allclose(ours[k], ref[k], rtol=rtol, atol=0, equal_nan=True), (k, ours[k], ref[k])
+
+
 @needs_kernel
 @pytest.mark.parametrize("shape", [(1, 1, 41, 41), (3, 1, 67, 93), (2, 1, 128, 160)])
-@pytest.mark.parametrize("fn", [VIF, SSIM, SSIM_dr255, Qabf, Nabf], ids=["VIF", "SSIM", "SSIM_dr255", "Qabf", "Nabf"])
-def test_kernel_equals_torch_path(monkeypatch, fn, shape):
+def test_kernel_equals_torch_path(monkeypatch, shape):
     f, a, b = _images(1, shape)
-    ours = fn(f, a, b)
-    ref = _torch_path(monkeypatch, fn, f, a, b)
-    assert torch.allclose(ours, ref, rtol=1e-10, atol=0), (ours, ref)
+    ours = compute_all(f, a, b, KERNEL_METRICS)
+    assert Batch(f, a, b).native
+    _assert_close(ours, _torch_path(monkeypatch, compute_all, f, a, b, KERNEL_METRICS))
+
+
+@needs_kernel
+def test_kernel_equals_torch_path_on_artifacts(monkeypatch):
+    """A fused image brighter than both sources in places (Nabf's artifact term is not zero) and a random one."""
+    f, a, b = _images(6, (2, 1, 96, 131))
+    g = torch.Generator().manual_seed(7)
+    f = torch.stack([torch.clamp(f[0] * 1.3, 0, 255).round(), torch.randint(0, 256, f.shape[1:], generator=g)])
+    ours = compute_all(f, a, b, KERNEL_METRICS)
+    assert (ours["Nabf"] > 0).all()
+    _assert_close(ours, _torch_path(monkeypatch, compute_all, f, a, b, KERNEL_METRICS))
+
+
+@needs_kernel
+def test_kernel_equals_torch_path_on_non_integer_images(monkeypatch):
+    f, a, b = _images(8, (1, 1, 64, 77))
+    f, a = f * 0.997 + 0.25, a * 0.5 + 0.3
+    _assert_close(compute_all(f, a, b, KERNEL_METRICS), _torch_path(monkeypatch, compute_all, f, a, b,
+                                                                     KERNEL_METRICS))
+
+
+@needs_kernel
+def test_kernel_equals_torch_path_on_real_images(monkeypatch, shared_data):
+    from mmdrfuse.metrics.reading import read_eval_gray
+
+    for stem in ("00004N", "00055D"):
+        a = read_eval_gray(shared_data / "MSRS" / "test" / "ir" / f"{stem}.png")[None, None]
+        b = read_eval_gray(shared_data / "MSRS" / "test" / "vi" / f"{stem}.png")[None, None]
+        f = torch.round(0.7 * torch.maximum(a, b) + 0.3 * b)
+        _assert_close(compute_all(f, a, b, KERNEL_METRICS), _torch_path(monkeypatch, compute_all, f, a, b,
+                                                                         KERNEL_METRICS))
 
 
 @needs_kernel
 def test_kernel_flat_source_and_identical_images(monkeypatch):
     f, a, b = _images(2, (2, 1, 64, 64), const=True)
-    for fn in (VIF, SSIM, Qabf, Nabf):
-        ours, ref = fn(f, a, b), _torch_path(monkeypatch, fn, f, a, b)
-        assert torch.allclose(ours, ref, rtol=1e-10, atol=1e-12, equal_nan=True)
-    same = VIF(a, a, a)  # VIF(A, A) = 1 per source
-    assert torch.allclose(same, torch.full_like(same, 2.0), rtol=1e-12)
+    _assert_close(compute_all(f, a, b, KERNEL_METRICS), _torch_path(monkeypatch, compute_all, f, a, b,
+                                                                     KERNEL_METRICS))
+    same = compute_all(a, a, a, ["VIF", "SSIM"])  # VIF(A, A) = 1 and SSIM(A, A) = 1 per source
+    assert torch.allclose(same["VIF"], torch.full_like(same["VIF"], 2.0), rtol=1e-12)
+    assert torch.allclose(same["SSIM"], torch.full_like(same["SSIM"], 2.0), rtol=1e-12)
+    flat = torch.full((1, 1, 48, 48), 9.0, dtype=torch.float64)
+    ours = compute_all(flat, flat, flat, KERNEL_METRICS)
+    _assert_close(ours, _torch_path(monkeypatch, compute_all, flat, flat, flat, KERNEL_METRICS))
+    assert ours["VIF"].item() == 2.0 and torch.isnan(ours["CC"]).all()
+
+
+@needs_kernel
+@pytest.mark.parametrize("shape", [(1, 1, 2, 2), (2, 1, 3, 7), (1, 1, 9, 2), (1, 1, 3, 3)])
+def test_kernel_equals_torch_path_on_tiny_images(monkeypatch, shape):
+    """Sides where padding touches every pixel (the gradient metrics' border code) and the histogram/sum kernel."""
+    f, a, b = _images(5, shape)
+    names = [n for n in METRICS if METRICS[n].min_size <= min(shape[-2:])]
+    _assert_close(compute_all(f, a, b, names), _torch_path(monkeypatch, compute_all, f, a, b, names))
+
+
+@needs_kernel
+def test_kernel_fused_only_metrics(monkeypatch):
+    f, _, _ = _images(9, (2, 1, 30, 41))
+    names = ["SD", "EN", "SF", "AG"]
+    _assert_close(compute_all(f, None, None, names), _torch_path(monkeypatch, compute_all, f, None, None, names))
 
 
 @needs_kernel
@@ -54,47 +112,59 @@ def test_kernel_result_independent_of_thread_count():
     old = torch.get_num_threads()
     try:
         torch.set_num_threads(1)
-        one = compute_all(f, a, b, ["VIF", "SSIM", "Qabf", "Nabf"])
+        one = compute_all(f, a, b, KERNEL_METRICS)
         torch.set_num_threads(2)
-        two = compute_all(f, a, b, ["VIF", "SSIM", "Qabf", "Nabf"])
+        two = compute_all(f, a, b, KERNEL_METRICS)
+        with _native.thread_limit(1):
+            limited = compute_all(f, a, b, KERNEL_METRICS)
     finally:
         torch.set_num_threads(old)
     for k in one:
-        assert torch.equal(one[k], two[k]), k
-
-
-def test_kernel_declines_other_dtypes_and_layouts():
-    m = torch.zeros(8, 1, 10, 10, dtype=torch.float32)
-    assert _native.vif_terms(m) is None
-    assert _native.ssim_uniform(m, torch.zeros(1), torch.zeros(2, 1), 49, 1.0, 1.0) is None
-    assert _native.vif_terms(torch.zeros(7, 1, 10, 10, dtype=torch.float64)) is None
+        assert torch.equal(one[k], two[k]) and torch.equal(one[k], limited[k]), k
 
 
 @needs_kernel
-def test_kernel_copies_other_layouts(monkeypatch):
-    """A plain contiguous (8, N, H, W) stack (not the filter's rows-outermost view) gives the same sums."""
-    g = torch.Generator().manual_seed(4)
-    m = torch.rand(8, 2, 12, 15, generator=g, dtype=torch.float64) * 100
-    m[1], m[4:6] = m[0] ** 2 + 5, m[2:4] ** 2 + 7  # valid second moments
-    num, den = _native.vif_terms(m)
-    num2, den2 = _native.vif_terms(m.movedim(-2, 0).contiguous().movedim(0, -2))
-    assert torch.allclose(num, num2, rtol=1e-13) and torch.allclose(den, den2, rtol=1e-13)
+def test_kernel_builds_agree(monkeypatch):
+    """The portable, AVX2 and AVX-512 builds (those this CPU runs) give the same values up to rounding."""
+    f, a, b = _images(12, (1, 1, 70, 90))
+    f[0, 0, 20:40] = torch.clamp(f[0, 0, 20:40] * 1.5, 0, 255).round()  # some artifacts for Nabf
+    values = {}
+    for isa in range(_native._state["isa"] + 1):
+        monkeypatch.setitem(_native._state, "isa", isa)
+        values[isa] = compute_all(f, a, b, KERNEL_METRICS)
+    for isa, v in values.items():
+        _assert_close(v, values[0], rtol=1e-12)
 
 
 @needs_kernel
-@pytest.mark.parametrize("shape", [(1, 1, 2, 2), (2, 1, 3, 7), (1, 1, 9, 2)])
-def test_sobel_kernel_equals_torch_on_tiny_images(monkeypatch, shape):
-    """The gradient maps themselves where padding touches every pixel: orientation vectors bit for bit, strengths to
-    1 ulp (libm's sqrt is correctly rounded; torch's vectorised sqrt can be 1 ulp off)."""
-    from mmdrfuse.metrics._context import Batch
+def test_kernel_batch_equals_one_by_one():
+    f, a, b = _images(10, (3, 1, 50, 61))
+    batch = compute_all(f, a, b, KERNEL_METRICS)
+    for i in range(3):
+        single = compute_all(f[i:i + 1], a[i:i + 1], b[i:i + 1], KERNEL_METRICS)
+        for k in batch:
+            assert torch.equal(batch[k][i:i + 1], single[k]), k
 
-    f, a, b = _images(5, shape)
-    ours = [Batch(f, a, b).qabf_gradients, Batch(f, a, b).nabf_gradients]
-    ref = _torch_path(monkeypatch, lambda: [Batch(f, a, b).qabf_gradients, Batch(f, a, b).nabf_gradients])
-    for got, want in zip(ours, ref):
-        assert torch.allclose(got[0], want[0], rtol=4e-16, atol=0)
-        for x, y in zip(got[1:], want[1:]):
-            assert torch.equal(x, y)
+
+def test_kernel_declines_other_dtypes_devices_and_autograd():
+    f, a, b = _images(4, (1, 1, 16, 16))
+    assert not Batch(f.float(), a.float(), b.float(), dtype=torch.float32).native
+    assert not Batch(f.requires_grad_(), a, b).native
+    assert not _native.usable(torch.zeros(4, 4, dtype=torch.float32))
+
+
+@needs_kernel
+def test_gray_kernel_equals_the_torch_conversion():
+    from mmdrfuse.metrics.reading import gray_float_path, gray_uint8_path
+
+    g = torch.Generator().manual_seed(11)
+    rgb = torch.randint(0, 256, (97, 131, 3), generator=g, dtype=torch.uint8)
+    rgb[0, :, :] = torch.arange(131, dtype=torch.uint8)[:, None]  # some gray pixels
+    arr = rgb.numpy()
+    for conv, fn in (("float", gray_float_path), ("uint8", gray_uint8_path)):
+        want = fn(rgb).numpy().astype(np.uint8)
+        assert np.array_equal(_native.gray(arr, False, conv), want), conv
+        assert np.array_equal(_native.gray(np.ascontiguousarray(arr[..., ::-1]), True, conv), want), conv
 
 
 @needs_kernel

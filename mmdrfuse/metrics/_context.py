@@ -1,10 +1,12 @@
 """One validated batch (F, A, B) and the intermediate maps several metrics share.
 
 Metric implementations take a :class:`Batch` and read what they need from its cached properties, so that
-:func:`mmdrfuse.metrics.compute_all` computes each shared map once: the centred images and their products
-(SSIM and VIF both filter F, F^2, S, S^2, S*F), the gray levels (EN, MI) and the Sobel responses (Qabf, Nabf).
-The two sources are stacked on a leading axis of size 2 (A then B) so every per-source computation runs once,
-batched, with F's statistics broadcast to both.
+:func:`mmdrfuse.metrics.compute_all` computes each shared map once. On float64 CPU tensors outside autograd (with
+the C kernels built) the properties ``native_*`` hold the final values of each group of metrics, one kernel pass
+per group (:mod:`._native`: VIF, SSIM, Qabf + Nabf, and the nine global statistics together). Otherwise (the torch
+path) the shared maps are: the centred images and their products (SSIM and VIF both filter F, F^2, S, S^2, S*F),
+the gray levels (EN, MI) and the Sobel responses (Qabf, Nabf). The two sources are stacked on a leading axis of
+size 2 (A then B) so every per-source computation runs once, batched, with F's statistics broadcast to both.
 """
 from __future__ import annotations
 
@@ -18,7 +20,8 @@ from mmdrfuse.metrics._primitives import check_images, rows_outer_empty, sobel_m
 
 
 class Batch:
-    """Validated images: ``f`` (N, H, W) and, when sources are given, ``s`` (2, N, H, W) = stack(A, B)."""
+    """Validated images: ``f`` (N, H, W) and, when sources are given, ``a``, ``b`` (N, H, W) and
+    ``s`` (2, N, H, W) = stack(A, B)."""
 
     def __init__(self, fused: Tensor, a: Tensor | None = None, b: Tensor | None = None, *,
                  dtype: torch.dtype = torch.float64, min_size: int = 1, need_sources: bool = True):
@@ -29,7 +32,54 @@ class Batch:
         f, a, b = check_images(fused, a, b, dtype=dtype, min_size=min_size)
         self.dtype = dtype
         self.f: Tensor = f
-        self.s: Tensor | None = None if a is None else torch.stack([a, b])
+        self.a: Tensor | None = a
+        self.b: Tensor | None = b
+
+    @classmethod
+    def trusted(cls, f: Tensor, a: Tensor, b: Tensor) -> "Batch":
+        """A batch of float64 (N, H, W) images known to hold 0..255 values (e.g. converted from uint8), without the
+        validation pass."""
+        self = cls.__new__(cls)
+        self.dtype, self.f, self.a, self.b = f.dtype, f, a, b
+        return self
+
+    @cached_property
+    def s(self) -> Tensor | None:
+        """(2, N, H, W): stack(A, B), or None without sources."""
+        return None if self.a is None else torch.stack([self.a, self.b])
+
+    # ------------------------------------------------------------------------------------------ C kernels
+    @cached_property
+    def native(self) -> bool:
+        """True when the metrics of this batch run as C kernels (float64 CPU outside autograd, kernels built)."""
+        return _native.usable(self.f)
+
+    @cached_property
+    def _native_shifts(self) -> Tensor:
+        a = self.f if self.a is None else self.a  # fused-only: F stands in for the sources
+        b = self.f if self.b is None else self.b
+        return _native.shifts(self.f, a, b)
+
+    @cached_property
+    def native_stats(self) -> dict[str, Tensor]:
+        """SD, SCD, CC, EN, SF, AG, MI, PSNR, MSE -> (N,) from one kernel pass (only when :attr:`native`)."""
+        a = self.f if self.a is None else self.a
+        b = self.f if self.b is None else self.b
+        return _native.stats(self.f, a, b, self._native_shifts)
+
+    @cached_property
+    def native_vif(self) -> Tensor:
+        """VIF(A, F) + VIF(B, F), (N,) (only when :attr:`native`)."""
+        return _native.vif(self.f, self.a, self.b, self._native_shifts)
+
+    @cached_property
+    def native_gradients(self) -> Tensor:
+        """(2, N): Qabf and Nabf (only when :attr:`native`)."""
+        return _native.gradients(self.f, self.a, self.b)
+
+    def native_ssim7(self, c1: float, c2: float) -> Tensor:
+        """SSIM(F, A) + SSIM(F, B), 7 x 7 uniform window, (N,) (only when :attr:`native`)."""
+        return _native.ssim7(self.f, self.a, self.b, self._native_shifts, c1, c2)
 
     # ------------------------------------------------------------------------------------------- levels
     @cached_property
@@ -46,6 +96,9 @@ class Batch:
     def shifts(self) -> tuple[Tensor, Tensor]:
         """Integer shifts (rounded image means) for F (N,) and the sources (2, N). Subtracting an integer keeps
         integer images integer (exact box sums) and shrinks the magnitudes that E[x^2] - E[x]^2 cancels."""
+        if self.native:
+            sh = self._native_shifts
+            return sh[0], sh[1:]
         fs = torch.round(self.f.mean((-2, -1)))
         ss = torch.round(self.s.mean((-2, -1)))
         return fs, ss
@@ -75,9 +128,6 @@ class Batch:
         (0, 1) where gx = 0. Angle differences then need one atan2 per source instead of one arctan per image.
         """
         x = torch.cat([self.f[None], self.s])
-        fused = _native.sobel(x, "qabf")  # one C pass when the kernel is available (same arithmetic)
-        if fused is not None:
-            return fused
         gx, gy = sobel_zero(x)
         g = torch.sqrt(gx * gx + gy * gy)
         vy = gy.mul_(torch.sign(gx)).add_(gx == 0)
@@ -89,9 +139,6 @@ class Batch:
         stack(F, A, B) as a direction vector with alpha = atan2(vy, vx), vx >= 0: (|gh|, gv sign(gh)); (0, gv) where
         gh = 0 (alpha = +-pi/2, as arctan(gv / +0)); (1, 0) where gv = gh = 0."""
         x = torch.cat([self.f[None], self.s])
-        fused = _native.sobel(x, "nabf")
-        if fused is not None:
-            return fused
         gv, gh = sobel_mirror8(x)
         g = torch.sqrt(gv * gv + gh * gh)
         zero_h = gh == 0

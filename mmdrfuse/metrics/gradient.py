@@ -47,6 +47,8 @@ NABF_NRA, NABF_KA, NABF_SIGMAA = 0.9995, 22.0, 0.5
 
 
 def _qabf(ctx: Batch) -> Tensor:
+    if ctx.native:  # the C kernel: one Sobel pass for Qabf and Nabf (see _native.py)
+        return ctx.native_gradients[0]
     g, vx, vy = ctx.qabf_gradients  # (3, N, H, W): F, A, B
     g_f, g_s = g[0], g[1:]
     # G = min/max where the strengths differ, gF where equal (0/0 avoided: both 0 gives 0/tiny = 0)
@@ -61,6 +63,8 @@ def _qabf(ctx: Batch) -> Tensor:
 
 
 def _nabf(ctx: Batch) -> Tensor:
+    if ctx.native:
+        return ctx.native_gradients[1]
     g, vx, vy = ctx.nabf_gradients  # (3, N, H, W): F, A, B
     g_f, g_s = g[0], g[1:]
     # g_AF = min/max, 0 where either strength is 0 (then min = 0 and 0/tiny = 0)
@@ -70,8 +74,7 @@ def _nabf(ctx: Batch) -> Tensor:
     qg = torch.sigmoid_(rel.sub_(NABF_SIGMAG).mul_(NABF_KG))
     qa = torch.sigmoid_(ang.sub_(NABF_SIGMAA).mul_(NABF_KA))
     one_minus_q = qg.mul_(qa).mul_(NABF_NRG * NABF_NRA).sqrt_().neg_().add_(1.0)
-    strong = g_s >= NABF_TD
-    wt = (g_s * g_s.sqrt()).mul_(strong).add_((~strong) * NABF_WT_MIN)  # g^1.5 where g >= Td, else wt_min
+    wt = torch.where(g_s >= NABF_TD, g_s * g_s.sqrt(), NABF_WT_MIN)  # g^1.5 where g >= Td, else wt_min
     artifact = (g_f > g_s[0]) & (g_f > g_s[1])
     loss = one_minus_q.mul_(wt).sum(0).mul_(artifact)
     return loss.sum((-2, -1)) / wt.sum((0, -2, -1))

@@ -13,10 +13,21 @@ differently on a few colours). The two conventions differ by one gray level on 2
 
 Files are decoded with PIL through :func:`mmdrfuse.io.read_pil` (8-bit L or RGB, alpha dropped, 16-bit scaled),
 which decodes the shared PNG/JPEG files to the same pixels as ``cv2.imread``. Gray files are returned unchanged.
+:func:`read_eval_gray_u8` (what ``mmdrfuse evaluate`` reads with) decodes plain 8-bit gray or RGB PNG files itself
+(PNG is lossless, so the pixels are PIL's: inflation by libdeflate when the system has it, else zlib, both without
+the GIL; the scanline filters in C; ~1.4x faster than PIL or OpenCV with zlib, ~2.3x with libdeflate) and converts
+colour in the C kernel of :mod:`._native` (the same arithmetic as :func:`gray_float_path` / :func:`gray_uint8_path`);
+every other file goes through PIL as above.
 """
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import os
+import struct
+import threading
+import zlib
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -51,16 +62,133 @@ def gray_uint8_path(rgb: torch.Tensor) -> torch.Tensor:
     return y.to(torch.float64)
 
 
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+class _Inflater(threading.local):
+    """zlib inflation with libdeflate when the system has it (2-3x faster than zlib; the same bytes: DEFLATE
+    decoding is exact), else Python's zlib. Both release the GIL. One libdeflate decompressor per thread."""
+
+    lib = None  # the libdeflate CDLL, False when looked up and absent
+
+    def __init__(self):
+        self.handle = None
+
+    def __call__(self, data: bytes, size: int) -> np.ndarray | bytes | None:
+        cls = type(self)
+        if cls.lib is None:
+            cls.lib = _libdeflate() or False
+        if cls.lib:
+            if self.handle is None:
+                self.handle = cls.lib.libdeflate_alloc_decompressor()
+            if self.handle:
+                out = np.empty(size, dtype=np.uint8)
+                n = ctypes.c_size_t(0)
+                rc = cls.lib.libdeflate_zlib_decompress(self.handle, data, len(data), out.ctypes.data, size,
+                                                        ctypes.byref(n))
+                return out if rc == 0 and n.value == size else None
+        try:
+            raw = zlib.decompress(data, bufsize=size)
+        except zlib.error:
+            return None
+        return raw if len(raw) == size else None
+
+
+def _libdeflate():
+    name = ctypes.util.find_library("deflate")
+    if not name:
+        return None
+    try:
+        lib = ctypes.CDLL(name)
+        lib.libdeflate_alloc_decompressor.restype = ctypes.c_void_p
+        lib.libdeflate_alloc_decompressor.argtypes = []
+        lib.libdeflate_zlib_decompress.restype = ctypes.c_int
+        lib.libdeflate_zlib_decompress.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_void_p,
+                                                   ctypes.c_size_t, ctypes.POINTER(ctypes.c_size_t)]
+    except (OSError, AttributeError):
+        return None
+    return lib
+
+
+_inflate = _Inflater()
+
+
+def _decode_png(path: str | os.PathLike) -> tuple[np.ndarray, bool] | None:
+    """(pixels, is_colour) of a plain PNG: 8-bit gray or RGB, not interlaced (the shared data sets' and
+    ``mmdrfuse fuse``'s files), decoded here: chunks parsed in Python, the image data inflated (libdeflate or zlib),
+    the scanline filters undone in C. None for anything else (other PNG kinds, other formats, a broken or
+    truncated file, a bad checksum outside the image data, no C kernels): the caller then uses PIL, whose
+    pixels these equal (PIL does not check the image data's checksums either; transparency and colour-space chunks
+    do not change the stored values, which is what PIL returns for L and RGB files)."""
+    from mmdrfuse.metrics import _native
+
+    if Path(path).suffix.lower() != ".png" or not _native.available():
+        return None
+    try:
+        data = Path(path).read_bytes()
+    except OSError:
+        return None
+    if not data.startswith(_PNG_SIGNATURE):
+        return None
+    pos, header, idat = 8, None, []
+    while True:
+        if pos + 12 > len(data):
+            return None
+        length, ctype = struct.unpack(">I4s", data[pos:pos + 8])
+        end = pos + 12 + length
+        if end > len(data):
+            return None
+        body = data[pos + 8:pos + 8 + length]
+        if ctype == b"IDAT":
+            idat.append(body)
+        elif zlib.crc32(ctype + body) != struct.unpack(">I", data[end - 4:end])[0]:
+            return None
+        if header is None:
+            if ctype != b"IHDR" or length != 13:
+                return None
+            header = struct.unpack(">IIBBBBB", body)
+        if ctype == b"IEND":
+            break
+        pos = end
+    width, height, depth, colour, compression, filtering, interlace = header
+    if depth != 8 or colour not in (0, 2) or compression or filtering or interlace or not (idat and width and height):
+        return None
+    channels = 3 if colour == 2 else 1
+    raw = _inflate(b"".join(idat), height * (1 + width * channels))
+    if raw is None:
+        return None
+    pixels = _native.png_unfilter(raw, height, width, channels)
+    return None if pixels is None else (pixels, channels == 3)
+
+
+def read_eval_gray_u8(path: str | os.PathLike, convention: str = "float") -> np.ndarray:
+    """:func:`read_eval_gray` as an H x W uint8 array (the same pixels): plain 8-bit PNG files decoded by
+    :func:`_decode_png`, colour converted by the C kernel; otherwise PIL and the torch conversion."""
+    if convention not in CONVENTIONS:
+        raise ValueError(f"convention must be one of {CONVENTIONS}, got {convention!r}")
+    from mmdrfuse.metrics import _native
+
+    fast = _decode_png(path)
+    if fast is not None:
+        arr, colour = fast
+        bgr = False
+    else:
+        img = read_pil(path)  # BadInputError for missing or unreadable files
+        arr, colour, bgr = np.array(img, dtype=np.uint8), img.mode != "L", False
+    if not colour:
+        return arr
+    gray = _native.gray(arr, bgr, convention)
+    if gray is not None:
+        return gray
+    rgb = torch.from_numpy(np.array(arr[..., ::-1] if bgr else arr))
+    out = gray_float_path(rgb) if convention == "float" else gray_uint8_path(rgb)
+    return out.numpy().astype(np.uint8)
+
+
 def read_eval_gray(path: str | os.PathLike, convention: str = "float") -> torch.Tensor:
     """Read ``path`` as the authors' evaluator does: H x W float64 tensor of integers 0..255.
 
     ``convention``: ``"float"`` (the evaluator's float32 cvtColor, default) or ``"uint8"`` (OpenCV's uint8
     fixed-point cvtColor). Raises :class:`mmdrfuse.errors.BadInputError` for missing or unreadable files.
     """
-    if convention not in CONVENTIONS:
-        raise ValueError(f"convention must be one of {CONVENTIONS}, got {convention!r}")
-    img = read_pil(path)
-    arr = torch.from_numpy(np.asarray(img, dtype=np.uint8).copy())
-    if img.mode == "L":
-        return arr.to(torch.float64)
-    return gray_float_path(arr) if convention == "float" else gray_uint8_path(arr)
+    return torch.from_numpy(read_eval_gray_u8(path, convention).astype(np.float64))

@@ -13,14 +13,14 @@ structural similarity", IEEE TIP 2004) in the conventions found in fusion papers
   covariance, valid windows, R = 255, averaged over the two sources: ``(SSIM(F, A) + SSIM(F, B)) / 2``.
 
 Window sums are computed with separable filters on the stacked products F, F^2, S, S^2, S*F (S = A, B), with integer
-shifts subtracted first: the 7 x 7 box sums of integer images are then exact.
+shifts subtracted first: the 7 x 7 box sums of integer images are then exact. On float64 CPU tensors the uniform-window
+variants run as one C kernel (:mod:`._native`, the same per-pixel arithmetic).
 """
 from __future__ import annotations
 
 import torch
 from torch import Tensor
 
-from mmdrfuse.metrics import _native
 from mmdrfuse.metrics._context import Batch
 from mmdrfuse.metrics._primitives import box_sum_valid, filter_valid, gaussian_window, reduce
 
@@ -42,9 +42,6 @@ def _uniform_per_source(ctx: Batch, data_range: float, win: int = 7) -> Tensor:
     n = float(win * win)
     sums = box_sum_valid(ctx.products, win)  # (8, N, h, w) window sums of the shifted maps
     fs, ss = ctx.shifts
-    fused = _native.ssim_uniform(sums, fs, ss, n, (K1 * data_range) ** 2, (K2 * data_range) ** 2)
-    if fused is not None:  # one C pass over the eight maps (same arithmetic)
-        return fused
     sf, sff, s_s, s_ss, s_sf = sums[0], sums[1], sums[2:4], sums[4:6], sums[6:8]
     norm = 1.0 / (n * (n - 1.0))  # sample covariance: (n sum xy - sum x sum y) / (n (n - 1))
     vf = sff.mul(n).sub_(sf * sf).mul_(norm)
@@ -67,12 +64,19 @@ def _gauss_per_source(ctx: Batch, data_range: float = 255.0, win: int = 11, sigm
     return _ssim_map(mf + fs[:, None, None], ms + ss[..., None, None], vf, vs, vsf, data_range).mean((-2, -1))
 
 
+def _uniform_sum(ctx: Batch, data_range: float) -> Tensor:
+    """SSIM(F, A) + SSIM(F, B) with the 7 x 7 uniform window: the C kernel on float64 CPU, else the torch path."""
+    if ctx.native:
+        return ctx.native_ssim7((K1 * data_range) ** 2, (K2 * data_range) ** 2)
+    return _uniform_per_source(ctx, data_range).sum(0)
+
+
 def _ssim(ctx: Batch) -> Tensor:
-    return _uniform_per_source(ctx, 2.0).sum(0)
+    return _uniform_sum(ctx, 2.0)
 
 
 def _ssim_dr255(ctx: Batch) -> Tensor:
-    return _uniform_per_source(ctx, 255.0).sum(0)
+    return _uniform_sum(ctx, 255.0)
 
 
 def _ssim_gauss255(ctx: Batch) -> Tensor:

@@ -16,13 +16,14 @@ VIF(R, D) = num / den (1 when that is NaN, e.g. constant images); the metric sum
 the logarithm cancels in the ratio. Because only (co)variances enter, each image is shifted by its rounded mean
 first (exactly equivalent, better conditioned). The Gaussian is separable, so each 2-D filter is two 1-D passes;
 the maps of F (mu_F, G*F^2) are filtered once for both sources and all maps of a batch go through one filter call.
+On float64 CPU tensors the whole computation is one C kernel (:mod:`._native`); this module's torch code is the
+reference it is tested against and the path for float32, CUDA and autograd.
 """
 from __future__ import annotations
 
 import torch
 from torch import Tensor
 
-from mmdrfuse.metrics import _native
 from mmdrfuse.metrics._context import Batch, stack_products
 from mmdrfuse.metrics._primitives import filter_valid, filter_valid_down2, gaussian_window, reduce
 
@@ -85,11 +86,6 @@ def _per_source(ctx: Batch) -> Tensor:
             x = filter_valid_down2(x, w)
             prods = stack_products(x[0], x[1:])
         m = filter_valid(prods, w)
-        fused = _native.vif_terms(m)  # one C pass over the eight maps when the kernel is available
-        if fused is not None:
-            num += fused[0]
-            den += fused[1]
-            continue
         mu_f, e_ff, mu_s, e_ss, e_sf = m[0], m[1], m[2:4], m[4:6], m[6:8]
         s_d = e_ff.sub_(mu_f * mu_f).clamp_min_(0.0)  # fused (distorted): shared by both sources
         s_r = e_ss.sub_(mu_s * mu_s).clamp_min_(0.0)  # sources (reference)
@@ -102,6 +98,8 @@ def _per_source(ctx: Batch) -> Tensor:
 
 
 def _vif(ctx: Batch) -> Tensor:
+    if ctx.native:  # the C kernel: same definition, separable passes (see _native.py)
+        return ctx.native_vif
     return _per_source(ctx).sum(0)
 
 
