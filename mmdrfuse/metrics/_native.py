@@ -1562,7 +1562,7 @@ def ssim7(f: Tensor, a: Tensor, b: Tensor, sh: Tensor, c1: float, c2: float) -> 
 def _grad_consts() -> Tensor:
     global _GRAD_CONSTS
     if _GRAD_CONSTS is None:
-        from mmdrfuse.metrics import gradient as g
+        from mmdrfuse.metrics import _primitives as g
 
         if g.QABF_DG != 0.5 or g.NABF_SIGMAG != 0.5 or g.NABF_SIGMAA != 0.5:
             raise RuntimeError("the gradient kernel assumes the logistic centres 0.5")

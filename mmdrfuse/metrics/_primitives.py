@@ -17,6 +17,17 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
+
+# Qabf / Nabf constants (shared by metrics/gradient.py and the C kernel's arguments in metrics/_native.py)
+HALF_PI = math.pi / 2
+# Xydeas-Petrovic constants of the authors' evaluator
+QABF_TG, QABF_KG, QABF_DG = 0.9994, -15.0, 0.5
+QABF_TA, QABF_KA, QABF_DA = 0.9879, -22.0, 0.8
+# Shreyamsha Kumar's constants
+NABF_TD, NABF_WT_MIN, NABF_LG = 2.0, 0.001, 1.5
+NABF_NRG, NABF_KG, NABF_SIGMAG = 0.9999, 19.0, 0.5
+NABF_NRA, NABF_KA, NABF_SIGMAA = 0.9995, 22.0, 0.5
+
 DTYPES = (torch.float64, torch.float32)
 REDUCTIONS = ("none", "mean")
 # Output rows / columns per GEMM block (measured on the 2-core AVX2 CPU with MKL, k = 9..17, float64: the row pass

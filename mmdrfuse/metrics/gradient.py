@@ -26,7 +26,6 @@ objective_fusion_perform_fn, 2011):
 """
 from __future__ import annotations
 
-import math
 
 import torch
 from torch import Tensor
@@ -34,16 +33,9 @@ from torch import Tensor
 from mmdrfuse.metrics._context import Batch, angle_differences
 from mmdrfuse.metrics._primitives import reduce
 
-HALF_PI = math.pi / 2
-
-# Xydeas-Petrovic constants of the authors' evaluator
-QABF_TG, QABF_KG, QABF_DG = 0.9994, -15.0, 0.5
-QABF_TA, QABF_KA, QABF_DA = 0.9879, -22.0, 0.8
-
-# Shreyamsha Kumar's constants
-NABF_TD, NABF_WT_MIN, NABF_LG = 2.0, 0.001, 1.5
-NABF_NRG, NABF_KG, NABF_SIGMAG = 0.9999, 19.0, 0.5
-NABF_NRA, NABF_KA, NABF_SIGMAA = 0.9995, 22.0, 0.5
+from mmdrfuse.metrics._primitives import (  # noqa: E402,F401 - the constants, defined beside the shared primitives
+    HALF_PI, NABF_KA, NABF_KG, NABF_LG, NABF_NRA, NABF_NRG, NABF_SIGMAA, NABF_SIGMAG, NABF_TD, NABF_WT_MIN, QABF_DA,
+    QABF_DG, QABF_KA, QABF_KG, QABF_TA, QABF_TG)
 
 
 def _qabf(ctx: Batch) -> Tensor:
