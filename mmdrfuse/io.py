@@ -46,6 +46,21 @@ def _png_header(path: Path) -> tuple[int, int, int, int] | None:
     return h, w, head[24], head[25]
 
 
+def image_size(path: str | os.PathLike) -> tuple[int, int]:
+    """``(height, width)`` from the file's header, without decoding it (PNG directly, other formats via PIL)."""
+    head = _png_header(Path(path))
+    if head is not None:
+        return head[0], head[1]
+    try:
+        with Image.open(path) as img:
+            return img.height, img.width
+    except Image.DecompressionBombError as exc:
+        raise BadInputError(f"{path}: {str(exc).split(',')[0]}; refused as too large to decode", str(path)) from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise BadInputError(f"{path}: cannot read image ({exc.__class__.__name__}: {exc}); replace or remove the file",
+                            str(path)) from None
+
+
 def _open(path: str | os.PathLike) -> Image.Image:
     path = Path(path)
     if not path.is_file():
