@@ -145,8 +145,10 @@ class Kernel:
     disabled, no compiler, compile error); ``openmp`` is True when its threads run on torch's OpenMP team.
     """
 
-    def __init__(self, name: str, filename: str, signatures: dict[str, tuple[list, object]]):
+    def __init__(self, name: str, filename: str, signatures: dict[str, tuple[list, object]],
+                 openmp_symbol: str = "mmdr_openmp"):
         self.name, self.filename, self.signatures = name, filename, signatures
+        self.openmp_symbol = openmp_symbol  # an exported int f(void): 1 when built with OpenMP
         self.lib: ctypes.CDLL | None = None
         self.error: str | None = None
         self.openmp = False
@@ -177,7 +179,7 @@ class Kernel:
             for fn, (argtypes, restype) in self.signatures.items():
                 getattr(lib, fn).argtypes = argtypes
                 getattr(lib, fn).restype = restype
-            omp = getattr(lib, "mmdr_openmp", None)
+            omp = getattr(lib, self.openmp_symbol, None)
             self.openmp = bool(omp and omp()) and not own_runtime
             self.lib = lib
         return self.lib
