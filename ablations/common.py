@@ -1,7 +1,7 @@
 """Shared runner of the ablation tables: train every (row, seed), evaluate it on MSRS, report mean and std.
 
 A *row* is a small YAML file in ``ablations/configs/`` (``full.yaml`` and one file per ablation) holding the recipe
-keys of :class:`mmdrfuse.training.TrainConfig` (teacher, loss.*, model.*) and the list of keys it ``ablates``; a
+keys of :class:`mmdrfuse.train.TrainConfig` (teacher, loss.*, model.*) and the list of keys it ``ablates``; a
 *profile* (``configs/profiles.yaml``: smoke | cpu | paper) says how every row is trained (a trainer profile plus
 data/optim/speed overrides, never a recipe key) and evaluated (data set, number of pairs, seeds).
 
@@ -136,9 +136,9 @@ def flatten(d: dict, prefix: str = "") -> dict[str, Any]:
 
 
 def train_config(row: Row, profile: Profile, seed: int, teacher: str | None = None):
-    """The :class:`~mmdrfuse.training.TrainConfig` of one run: trainer profile < profile overrides < row recipe
+    """The :class:`~mmdrfuse.train.TrainConfig` of one run: trainer profile < profile overrides < row recipe
     (< ``teacher``: the demo's stand-in teacher, see :func:`env_from_ctx`)."""
-    from mmdrfuse import training
+    import mmdrfuse.train as training
 
     overrides = {**profile.train, **flatten(row.recipe), "seed": int(seed), "profile": f"ablation-{profile.name}"}
     if teacher:
@@ -290,7 +290,7 @@ def check_trainable(row: Row, cfg) -> None:
 
 def run_one(env: Env, row: Row, seed: int) -> dict:
     """Train (or resume) and evaluate one (row, seed); returns its result dict (read back if already finished)."""
-    from mmdrfuse import training
+    import mmdrfuse.train as training
     from mmdrfuse.checkpoints import load_model, sha256_state_dict
 
     cfg = train_config(row, env.profile, seed, env.teacher)

@@ -8,7 +8,7 @@ Straightforward (as in the authors' train_student.py / train_teacher.py): every 
 from the input for ir, vis and the output separately (5 passes each, the output's with grad); the refresh terms rerun
 ``features[:k]`` on the stored and the live output; the frozen teacher runs every step; GMSD per sample.
 
-Project's (:class:`mmdrfuse.training.Trainer`): one VGG pass gives all five taps; ``max(VGG(ir), VGG(vis))`` cached per
+Project's (:class:`mmdrfuse.train.Trainer`): one VGG pass gives all five taps; ``max(VGG(ir), VGG(vis))`` cached per
 patch (or one batched no-grad pass on a miss); frozen-teacher outputs cached per patch; the live output's taps are
 reused by the refresh terms; stored outputs pass through VGG only as deep as their term needs (5 or 3 taps).
 "Cold" = the project's step with empty caches (the first epoch), "warm" = caches filled (later epochs).
@@ -31,7 +31,8 @@ from mmdrfuse import losses, paths
 from mmdrfuse.atomic import write_json, write_text
 from mmdrfuse.patches import PatchConfig, build_patches
 from mmdrfuse.refresh import DynamicRefresh, gmsd_train, ssim_train
-from mmdrfuse.training import Trainer, _build_model, _Features, _load_teacher, load_config
+from mmdrfuse.train import FeatureNet, Trainer, build_model, load_config
+from mmdrfuse.train.state import load_teacher
 from mmdrfuse.vgg import TAPS, load_vgg
 
 
@@ -119,12 +120,12 @@ def _setup(kind: str, args) -> tuple[Trainer, np.ndarray]:
                                         cfg.data.max_images, cfg.seed), progress=False)
     dev = torch.device("cpu")
     vgg = load_vgg(cfg.vgg.weights, False, cfg.vgg.random_init, dev)
-    teacher = _load_teacher(cfg.teacher, args.weights_root, dev)[0] if kind == "student" else None
-    model = _build_model(cfg, teacher)
+    teacher = load_teacher(cfg.teacher, args.weights_root, dev)[0] if kind == "student" else None
+    model = build_model(cfg, teacher)
     refresh = DynamicRefresh(len(patches), (1, patches.size, patches.size), "float32", None, None,
                              cfg.loss.refresh_gain, cfg.loss.ssim_range)
     tr = Trainer(cfg, model, vgg, patches, teacher, refresh, dev)
-    tr.net = _Features(model)
+    tr.net = FeatureNet(model)
     # banks hold a plausible earlier output (the mean of the sources), so refresh terms are live in the timed steps
     ids = np.arange(len(patches))
     ir, vis = patches.batch(ids)

@@ -16,7 +16,7 @@ from PIL import Image
 from ablations import common, table1, table2
 from benchmarks import paper_values as pv
 from benchmarks.report import read_tidy
-from mmdrfuse import training
+import mmdrfuse.train as training
 from mmdrfuse.errors import MMDRFuseError
 from mmdrfuse.models import Student, StudentConfig
 

@@ -11,10 +11,12 @@ import numpy as np
 import pytest
 import torch
 
-from mmdrfuse import losses, training
+import mmdrfuse.train as training
+from mmdrfuse import losses
 from mmdrfuse.errors import MMDRFuseError
 from mmdrfuse.io import match_stems, read_gray
 from mmdrfuse.patches import PatchConfig, build_patches, epoch_order, shard_ids
+from mmdrfuse.train import loop
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -116,7 +118,7 @@ def _one_vgg():
 @pytest.fixture()
 def roots(shared_data, shared_weights, _one_vgg, monkeypatch):
     """Data/weights roots; every run in a test reuses one random VGG (built once per module, it is frozen)."""
-    monkeypatch.setattr(training, "load_vgg", lambda *a, **k: _one_vgg)
+    monkeypatch.setattr(loop, "load_vgg", lambda *a, **k: _one_vgg)
     return {"data_root": str(shared_data), "weights_root": str(shared_weights), "progress": False}
 
 

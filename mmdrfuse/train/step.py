@@ -1,0 +1,175 @@
+"""One training step: :class:`Trainer` holds the networks, the refresh banks and the caches, and
+:meth:`Trainer.step` computes one batch's loss (no optimiser work)::
+
+    total = w_int * L_int + w_grad * L_grad + w_per * L_per + w_dis * L_dis + L_refresh
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from mmdrfuse import losses
+from mmdrfuse.models import Teacher
+from mmdrfuse.patches import PatchSet
+from mmdrfuse.refresh import DynamicRefresh, RefreshResult
+from mmdrfuse.train.config import TrainConfig
+from mmdrfuse.vgg import VGGFeatures
+
+# ------------------------------------------------------------------------------------------- the loss terms
+@dataclass(frozen=True)
+class LossTerm:
+    """One term of the total loss: its log column (and epoch-mean key) and the ``loss`` weight that scales it."""
+
+    key: str  # log.csv column, progress-bar field, epoch-mean key
+    weight: str | None  # LossConfig attribute multiplying it in the total (None: the term carries its own weights)
+    doc: str
+
+
+LOSS_TERMS = (
+    LossTerm("int", "intensity", "L_int = |O - max(ir, vis)|_1 / HW"),
+    LossTerm("grad", "gradient", "L_grad = MSE(grad O, grad max(ir, vis))"),
+    LossTerm("per", "perceptual", "L_per = sum_j MSE(phi_j(O), max(phi_j(ir), phi_j(vis))) / 5"),
+    LossTerm("dis", "distill", "L_dis: digestible (attention) or plain distillation from the frozen teacher"),
+    LossTerm("ref", None, "L_refresh = gain * (gap_s * L_s + gap_g * L_g), dynamic refresh"),
+)
+LOSS_KEYS = (*(t.key for t in LOSS_TERMS), "total")  # every logged loss value (epoch means, progress bar)
+REFRESH_FIELDS = ("loss_s", "loss_g", "s_cur", "s_bs", "g_cur", "g_bg", "updated_s", "updated_g", "filled")
+LOG_FIELDS = ["epoch", "step", "batch", "patch_steps", *LOSS_KEYS, *REFRESH_FIELDS, "seconds"]
+
+
+# ------------------------------------------------------------------------------------------------- caches
+class _RowCache:
+    """Per-patch cache of fixed-shape tensors (lists of them), filled on first sight until a byte budget is used."""
+
+    def __init__(self, budget_bytes: int):
+        self.budget = int(budget_bytes)
+        self.slot: dict[int, int] = {}
+        self.store: list[torch.Tensor] | None = None
+        self.capacity = 0
+
+    def _alloc(self, rows: list[torch.Tensor]) -> None:
+        per = sum(r[0].numel() * r.element_size() for r in rows)
+        self.capacity = self.budget // max(per, 1)
+        self.store = [torch.empty((self.capacity, *r.shape[1:]), dtype=r.dtype) for r in rows] if self.capacity else []
+
+    def lookup(self, ids: np.ndarray) -> list[torch.Tensor] | None:
+        if self.store is None or not all(int(i) in self.slot for i in ids):
+            return None
+        idx = torch.tensor([self.slot[int(i)] for i in ids])
+        return [s.index_select(0, idx) for s in self.store]
+
+    def add(self, ids: np.ndarray, rows: list[torch.Tensor]) -> None:
+        if self.budget <= 0:
+            return
+        if self.store is None:
+            self._alloc(rows)
+        for j, i in enumerate(ids):
+            i = int(i)
+            if i in self.slot or len(self.slot) >= self.capacity:
+                continue
+            s = len(self.slot)
+            for dst, src in zip(self.store, rows):
+                dst[s] = src[j].detach().to("cpu")
+            self.slot[i] = s
+
+
+# ------------------------------------------------------------------------------------------------- the step
+@dataclass
+class StepOut:
+    total: torch.Tensor
+    terms: dict[str, float]
+    refresh: RefreshResult | None
+
+
+class Trainer:
+    """Holds the networks, the banks and the caches; :meth:`step` computes one batch's loss (no optimiser work)."""
+
+    def __init__(self, cfg: TrainConfig, model: nn.Module, vgg: VGGFeatures, patches: PatchSet,
+                 teacher: Teacher | None, refresh: DynamicRefresh | None, device: torch.device):
+        self.cfg, self.model, self.vgg, self.patches = cfg, model, vgg, patches
+        self.teacher, self.refresh, self.device = teacher, refresh, device
+        self.feat_cache = _RowCache(cfg.speed.feature_cache_mb * 2**20)
+        self.teacher_cache = _RowCache(cfg.speed.teacher_cache_mb * 2**20)
+        self.net: nn.Module = model  # DDP wrapper of FeatureNet(model) when distributed
+
+    # -- no-grad helpers (cached)
+    def _vgg_nograd(self, x: torch.Tensor, depth: int) -> list[torch.Tensor]:
+        with torch.no_grad():
+            return self.vgg(x, depth)
+
+    def _targets(self, ids: np.ndarray, ir: torch.Tensor, vis: torch.Tensor) -> list[torch.Tensor]:
+        hit = self.feat_cache.lookup(ids)
+        if hit is not None:
+            return [t.to(self.device) for t in hit]
+        n = ir.shape[0]
+        f = self._vgg_nograd(torch.cat([ir, vis], 0), 5)  # one batched pass for both sources
+        target = [torch.maximum(t[:n], t[n:]) for t in f]
+        self.feat_cache.add(ids, target)
+        return target
+
+    def _teacher(self, ids: np.ndarray, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        hit = self.teacher_cache.lookup(ids)
+        if hit is not None:
+            return hit[0].to(self.device), hit[1].to(self.device)
+        with torch.no_grad():
+            t_feat, t_out = self.teacher.features(x)
+        self.teacher_cache.add(ids, [t_feat, t_out])
+        return t_feat, t_out
+
+    def step(self, ids: np.ndarray, epoch: int) -> StepOut:
+        cfg = self.cfg
+        ir, vis = self.patches.batch(ids, self.device)
+        x = torch.cat([ir, vis], 1)
+        feat, out = self.net(x)
+        w = cfg.loss
+        l_int = losses.intensity_loss(out, ir, vis)
+        l_grad = losses.gradient_loss(out, ir, vis)
+        total = w.intensity * l_int + w.gradient * l_grad
+        terms = {"int": l_int.item(), "grad": l_grad.item()}
+        f_out = None
+        if w.perceptual != 0:  # (the 'w/o perception loss' ablation skips the VGG passes)
+            f_out = self.vgg(out, 5)
+            l_per = losses.perceptual_loss(f_out, self._targets(ids, ir, vis))
+            total = total + w.perceptual * l_per
+            terms["per"] = l_per.item()
+        if self.teacher is not None and w.distill != 0:  # ('w/o distillation' skips the teacher pass)
+            t_feat, t_out = self._teacher(ids, x)
+            l_dis = losses.distillation_loss(feat, t_feat, out, t_out, mode=w.distill_mode)
+            total = total + w.distill * l_dis
+            terms["dis"] = l_dis.item()
+        res = None
+        if self.refresh is not None:
+            res = self.refresh.plan(ids, out, ir, vis, epoch)
+            if f_out is None and (res.o_bs is not None or res.o_bg is not None):
+                f_out = self.vgg(out, 5 if res.o_bs is not None else 3)
+            f_bs = self._vgg_nograd(res.o_bs, 5) if res.o_bs is not None else None
+            f_bg = self._vgg_nograd(res.o_bg, 3) if res.o_bg is not None else None
+            res = self.refresh.finish(res, out, f_out, f_bs, f_bg)
+            total = total + res.loss
+            terms["ref"] = res.loss.item()
+        terms["total"] = total.item()
+        return StepOut(total, terms, res)
+
+
+class FeatureNet(nn.Module):
+    """``forward = model.features`` so DistributedDataParallel sees the pass it must synchronise."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        return self.model.features(x)
+
+
+def log_row(out: StepOut) -> dict:
+    """The log fields of one step: its loss terms and, when refresh ran, what it did (:data:`REFRESH_FIELDS`)."""
+    row = dict(out.terms)
+    r = out.refresh
+    if r is not None:
+        row.update({k: getattr(r, k) for k in REFRESH_FIELDS})
+        row.update(updated_s=int(r.updated_s), updated_g=int(r.updated_g), filled=int(r.filled))
+    return row
