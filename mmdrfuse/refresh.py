@@ -27,7 +27,8 @@ import torch
 import torch.nn.functional as F
 
 from mmdrfuse.atomic import write_with
-from mmdrfuse.losses import _reduce, _validate, feature_mse, gaussian_window, gradient, prewitt_kernels
+from mmdrfuse.losses import (check_nchw, feature_mse, gaussian_window, gradient, prewitt_kernels,
+                             reduce_per_sample)
 
 BANK_DTYPES = {"float32": np.float32, "float16": np.float16, "uint8": np.uint8}
 
@@ -48,7 +49,7 @@ def ssim_train(x: torch.Tensor, y: torch.Tensor, data_range: float | str = 1.0, 
     ``"auto"`` reproduces the authors' guess from ``x`` (255 if max > 128 else 1, widened to 2 if min < -0.5,
     guessed once for the whole batch). The window shrinks to ``min(11, H, W)`` on small inputs as theirs does.
     """
-    _validate(x, y, channels=1)
+    check_nchw(x, y, channels=1)
     L = _guess_range(x) if data_range == "auto" else float(data_range)
     size = min(window_size, x.shape[-2], x.shape[-1])
     w = gaussian_window(size, sigma, x)
@@ -60,7 +61,7 @@ def ssim_train(x: torch.Tensor, y: torch.Tensor, data_range: float | str = 1.0, 
     s1, s2, s12 = e11 - mu1_sq, e22 - mu2_sq, e12 - mu12
     c1, c2 = (0.01 * L) ** 2, (0.03 * L) ** 2
     ssim_map = ((2 * mu12 + c1) * (2 * s12 + c2)) / ((mu1_sq + mu2_sq + c1) * (s1 + s2 + c2))
-    return _reduce(ssim_map.flatten(1).mean(1), reduction)
+    return reduce_per_sample(ssim_map.flatten(1).mean(1), reduction)
 
 
 def gmsd_train(x: torch.Tensor, y: torch.Tensor, c: float = 170.0, reduction: str = "mean") -> torch.Tensor:
@@ -69,7 +70,7 @@ def gmsd_train(x: torch.Tensor, y: torch.Tensor, c: float = 170.0, reduction: st
     Each image is scaled x255 when its max <= 1; 2x2 mean filter and stride-2 subsampling (= 2x2 average pooling);
     Prewitt gradients (valid); ``GMS = (2 m_x m_y + c) / (m_x^2 + m_y^2 + c)``; GMSD = unbiased std of the GMS map.
     """
-    _validate(x, y, channels=1)
+    check_nchw(x, y, channels=1)
 
     def prep(t: torch.Tensor) -> torch.Tensor:
         peak = t.flatten(1).amax(1).view(-1, 1, 1, 1)
@@ -82,7 +83,7 @@ def gmsd_train(x: torch.Tensor, y: torch.Tensor, c: float = 170.0, reduction: st
     mx_sq = (gx * gx).sum(1)
     my_sq = (gy * gy).sum(1)
     gms = (2 * torch.sqrt(mx_sq) * torch.sqrt(my_sq) + c) / (mx_sq + my_sq + c)
-    return _reduce(gms.flatten(1).std(1, unbiased=True), reduction)
+    return reduce_per_sample(gms.flatten(1).std(1, unbiased=True), reduction)
 
 
 # ------------------------------------------------------------------------------------------------- banks
@@ -167,15 +168,15 @@ class RefreshResult:
     updated_s: bool = False
     updated_g: bool = False
     filled: bool = False
-    o_bs: torch.Tensor | None = None  # stored outputs whose refresh term is active (set by plan, used by finish)
+    o_bs: torch.Tensor | None = None  # stored outputs whose refresh term is active (internal to step)
     o_bg: torch.Tensor | None = None
 
 
-FeatureFn = Callable[[torch.Tensor, int], list]  # (images N x 1 x H x W, depth) -> VGG taps (no grad)
+FeatureFn = Callable[[torch.Tensor, int], list]  # (images N x 1 x H x W, depth) -> the first depth VGG taps
 
 
 class DynamicRefresh:
-    """The two banks plus the per-batch refresh decision (:meth:`step`)."""
+    """The two banks plus the per-batch refresh decision; :meth:`step` is the one entry point of a training step."""
 
     def __init__(self, n: int, shape: Sequence[int], dtype: str = "float16", memory_budget: int | None = None,
                  spill_dir: str | os.PathLike | None = None, gain: float = 1.0, ssim_range: float | str = 1.0):
@@ -212,19 +213,36 @@ class DynamicRefresh:
                 bank.load_state({"data": z[f"{key}_data"], "filled": z[f"{key}_filled"], "dtype": bank.dtype,
                                  "shape": bank.shape})
 
-    def scores(self, out: torch.Tensor, ir: torch.Tensor, vis: torch.Tensor) -> tuple[float, float]:
+    def _scores(self, out: torch.Tensor, ir: torch.Tensor, vis: torch.Tensor) -> tuple[float, float]:
         """``(SSIM(O, ir) + SSIM(O, vis), GMSD(O, ir) + GMSD(O, vis))`` as Python floats (no graph)."""
         with torch.no_grad():
             s = ssim_train(out, ir, self.ssim_range) + ssim_train(out, vis, self.ssim_range)
             g = gmsd_train(out, ir) + gmsd_train(out, vis)
         return float(s), float(g)
 
-    def plan(self, ids, out: torch.Tensor, ir: torch.Tensor, vis: torch.Tensor, epoch: int) -> RefreshResult:
-        """First half of a refresh step: scores, bank writes, and which stored outputs need VGG features.
+    def step(self, ids, out: torch.Tensor, ir: torch.Tensor, vis: torch.Tensor, epoch: int,
+             feats_out: Sequence[torch.Tensor] | None, features: FeatureFn) -> RefreshResult:
+        """One batch's refresh: scores, bank writes and ``L_refresh`` (``res.loss``, 0 when nothing lags).
+
+        ``features(images, depth)`` returns the first ``depth`` VGG taps of ``images``; it is called without grad on
+        the stored outputs that lag (depth 5 for the SSIM bank's term, 3 for the GMSD bank's). ``feats_out`` are the
+        live output's taps with grad (at least 5, or 3 when only the GMSD term can be active); ``None`` computes them
+        with ``features(out, depth)`` under grad, and only when a term is active.
+        """
+        res = self._plan(ids, out, ir, vis, epoch)
+        if feats_out is None and (res.o_bs is not None or res.o_bg is not None):
+            feats_out = features(out, 5 if res.o_bs is not None else 3)
+        with torch.no_grad():
+            f_bs = features(res.o_bs, 5) if res.o_bs is not None else None
+            f_bg = features(res.o_bg, 3) if res.o_bg is not None else None
+        return self._finish(res, out, feats_out, f_bs, f_bg)
+
+    def _plan(self, ids, out: torch.Tensor, ir: torch.Tensor, vis: torch.Tensor, epoch: int) -> RefreshResult:
+        """First half of :meth:`step`: scores, bank writes, and which stored outputs need VGG features.
 
         Epoch 0 (or any slot never written) fills both banks and yields no loss. Otherwise the batch's stored outputs
         are compared with the live ``out``; a better live output overwrites its bank, a worse one sets
-        ``res.o_bs`` / ``res.o_bg`` to the stored outputs whose features :meth:`finish` needs (depth 5 / 3).
+        ``res.o_bs`` / ``res.o_bg`` to the stored outputs whose features :meth:`_finish` needs (depth 5 / 3).
         """
         zero = out.new_zeros(())
         detached = out.detach()
@@ -234,7 +252,7 @@ class DynamicRefresh:
             return RefreshResult(zero, filled=True)
         dev = out.device
         o_bs, o_bg = self.bank_s.get(ids, dev), self.bank_g.get(ids, dev)
-        s_cur, g_cur = self.scores(detached, ir, vis)
+        s_cur, g_cur = self._scores(detached, ir, vis)
         with torch.no_grad():
             s_bs = float(ssim_train(o_bs, ir, self.ssim_range) + ssim_train(o_bs, vis, self.ssim_range))
             g_bg = float(gmsd_train(o_bg, ir) + gmsd_train(o_bg, vis))
@@ -251,9 +269,9 @@ class DynamicRefresh:
             res.o_bg = o_bg
         return res
 
-    def finish(self, res: RefreshResult, out: torch.Tensor, feats_out: Sequence[torch.Tensor],
+    def _finish(self, res: RefreshResult, out: torch.Tensor, feats_out: Sequence[torch.Tensor],
                f_bs: Sequence[torch.Tensor] | None = None, f_bg: Sequence[torch.Tensor] | None = None) -> RefreshResult:
-        """Second half: ``L_refresh`` from the live output, its VGG taps (with grad) and the stored outputs' taps.
+        """Second half of :meth:`step`: ``L_refresh`` from the live output, its VGG taps (with grad) and the stored outputs' taps.
 
         ``f_bs`` (>= 5 taps of ``res.o_bs``) is needed when ``res.o_bs`` is set, ``f_bg`` (>= 3 taps) when ``res.o_bg``
         is. The gaps are plain floats, so no gradient flows through them.
@@ -269,12 +287,3 @@ class DynamicRefresh:
             loss = loss + (res.g_cur - res.g_bg) * l_g
         res.loss = self.gain * loss
         return res
-
-    def step(self, ids, out: torch.Tensor, ir: torch.Tensor, vis: torch.Tensor, epoch: int,
-             feats_out: Sequence[torch.Tensor], features: FeatureFn) -> RefreshResult:
-        """A whole refresh step: :meth:`plan`, then ``features(images, depth)`` (no grad) on the stored outputs that
-        lag, then :meth:`finish`."""
-        res = self.plan(ids, out, ir, vis, epoch)
-        f_bs = features(res.o_bs, 5) if res.o_bs is not None else None
-        f_bg = features(res.o_bg, 3) if res.o_bg is not None else None
-        return self.finish(res, out, feats_out, f_bs, f_bg)

@@ -18,6 +18,7 @@ from mmdrfuse.refresh import DynamicRefresh, RefreshResult
 from mmdrfuse.train.config import TrainConfig
 from mmdrfuse.vgg import VGGFeatures
 
+
 # ------------------------------------------------------------------------------------------- the loss terms
 @dataclass(frozen=True)
 class LossTerm:
@@ -84,8 +85,25 @@ class StepOut:
     refresh: RefreshResult | None
 
 
+@dataclass
+class _Batch:
+    """What the loss terms of one step read (and, for the live output's VGG taps, share)."""
+
+    ids: np.ndarray
+    epoch: int
+    ir: torch.Tensor
+    vis: torch.Tensor
+    x: torch.Tensor
+    feat: torch.Tensor  # the network's hidden features (distillation)
+    out: torch.Tensor  # the network's output O
+    f_out: list[torch.Tensor] | None = None  # VGG taps of O (with grad), computed by the perceptual term
+    refresh: RefreshResult | None = None
+
+
 class Trainer:
-    """Holds the networks, the banks and the caches; :meth:`step` computes one batch's loss (no optimiser work)."""
+    """Holds the networks, the banks and the caches; :meth:`step` computes one batch's loss (no optimiser work).
+
+    Each row of :data:`LOSS_TERMS` is computed by the method ``_loss_<key>`` (None: the term is off for this run)."""
 
     def __init__(self, cfg: TrainConfig, model: nn.Module, vgg: VGGFeatures, patches: PatchSet,
                  teacher: Teacher | None, refresh: DynamicRefresh | None, device: torch.device):
@@ -95,17 +113,56 @@ class Trainer:
         self.teacher_cache = _RowCache(cfg.speed.teacher_cache_mb * 2**20)
         self.net: nn.Module = model  # DDP wrapper of FeatureNet(model) when distributed
 
-    # -- no-grad helpers (cached)
-    def _vgg_nograd(self, x: torch.Tensor, depth: int) -> list[torch.Tensor]:
-        with torch.no_grad():
-            return self.vgg(x, depth)
+    def step(self, ids: np.ndarray, epoch: int) -> StepOut:
+        ir, vis = self.patches.batch(ids, self.device)
+        x = torch.cat([ir, vis], 1)
+        feat, out = self.net(x)
+        b = _Batch(ids, epoch, ir, vis, x, feat, out)
+        w = self.cfg.loss
+        total, terms = None, {}
+        for term in LOSS_TERMS:
+            value = getattr(self, f"_loss_{term.key}")(b)
+            if value is None:
+                continue
+            weighted = value if term.weight is None else getattr(w, term.weight) * value
+            total = weighted if total is None else total + weighted
+            terms[term.key] = value.item()
+        terms["total"] = total.item()
+        return StepOut(total, terms, b.refresh)
 
+    # -- the terms (LOSS_TERMS order)
+    def _loss_int(self, b: _Batch) -> torch.Tensor:
+        return losses.intensity_loss(b.out, b.ir, b.vis)
+
+    def _loss_grad(self, b: _Batch) -> torch.Tensor:
+        return losses.gradient_loss(b.out, b.ir, b.vis)
+
+    def _loss_per(self, b: _Batch) -> torch.Tensor | None:
+        if self.cfg.loss.perceptual == 0:  # the 'w/o perception loss' ablation skips the VGG passes
+            return None
+        b.f_out = self.vgg(b.out, 5)
+        return losses.perceptual_loss(b.f_out, self._targets(b.ids, b.ir, b.vis))
+
+    def _loss_dis(self, b: _Batch) -> torch.Tensor | None:
+        if self.teacher is None or self.cfg.loss.distill == 0:  # 'w/o distillation' skips the teacher pass
+            return None
+        t_feat, t_out = self._teacher(b.ids, b.x)
+        return losses.distillation_loss(b.feat, t_feat, b.out, t_out, mode=self.cfg.loss.distill_mode)
+
+    def _loss_ref(self, b: _Batch) -> torch.Tensor | None:
+        if self.refresh is None:
+            return None
+        b.refresh = self.refresh.step(b.ids, b.out, b.ir, b.vis, b.epoch, b.f_out, self.vgg)
+        return b.refresh.loss
+
+    # -- no-grad helpers (cached)
     def _targets(self, ids: np.ndarray, ir: torch.Tensor, vis: torch.Tensor) -> list[torch.Tensor]:
         hit = self.feat_cache.lookup(ids)
         if hit is not None:
             return [t.to(self.device) for t in hit]
         n = ir.shape[0]
-        f = self._vgg_nograd(torch.cat([ir, vis], 0), 5)  # one batched pass for both sources
+        with torch.no_grad():
+            f = self.vgg(torch.cat([ir, vis], 0), 5)  # one batched pass for both sources
         target = [torch.maximum(t[:n], t[n:]) for t in f]
         self.feat_cache.add(ids, target)
         return target
@@ -118,40 +175,6 @@ class Trainer:
             t_feat, t_out = self.teacher.features(x)
         self.teacher_cache.add(ids, [t_feat, t_out])
         return t_feat, t_out
-
-    def step(self, ids: np.ndarray, epoch: int) -> StepOut:
-        cfg = self.cfg
-        ir, vis = self.patches.batch(ids, self.device)
-        x = torch.cat([ir, vis], 1)
-        feat, out = self.net(x)
-        w = cfg.loss
-        l_int = losses.intensity_loss(out, ir, vis)
-        l_grad = losses.gradient_loss(out, ir, vis)
-        total = w.intensity * l_int + w.gradient * l_grad
-        terms = {"int": l_int.item(), "grad": l_grad.item()}
-        f_out = None
-        if w.perceptual != 0:  # (the 'w/o perception loss' ablation skips the VGG passes)
-            f_out = self.vgg(out, 5)
-            l_per = losses.perceptual_loss(f_out, self._targets(ids, ir, vis))
-            total = total + w.perceptual * l_per
-            terms["per"] = l_per.item()
-        if self.teacher is not None and w.distill != 0:  # ('w/o distillation' skips the teacher pass)
-            t_feat, t_out = self._teacher(ids, x)
-            l_dis = losses.distillation_loss(feat, t_feat, out, t_out, mode=w.distill_mode)
-            total = total + w.distill * l_dis
-            terms["dis"] = l_dis.item()
-        res = None
-        if self.refresh is not None:
-            res = self.refresh.plan(ids, out, ir, vis, epoch)
-            if f_out is None and (res.o_bs is not None or res.o_bg is not None):
-                f_out = self.vgg(out, 5 if res.o_bs is not None else 3)
-            f_bs = self._vgg_nograd(res.o_bs, 5) if res.o_bs is not None else None
-            f_bg = self._vgg_nograd(res.o_bg, 3) if res.o_bg is not None else None
-            res = self.refresh.finish(res, out, f_out, f_bs, f_bg)
-            total = total + res.loss
-            terms["ref"] = res.loss.item()
-        terms["total"] = total.item()
-        return StepOut(total, terms, res)
 
 
 class FeatureNet(nn.Module):
