@@ -24,6 +24,7 @@ from mmdrfuse.names import unknown
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 KINDS = ("teacher", "student")
 PROFILES = ("paper", "official", "cpu", "smoke")
+STEPS = ("fast", "reference")  # speed.step: the training step's implementation (equal losses, docs/training.md)
 
 
 # --------------------------------------------------------------------------------------------------- config
@@ -72,8 +73,10 @@ class BankConfig:
 
 @dataclass
 class SpeedConfig:
+    step: str = "fast"  # fast | reference (the step before issue 14: plain VGG, all-or-nothing caches, no tap cache)
     feature_cache_mb: int = 2048  # RAM for the cached max(VGG(ir), VGG(vis)) targets (fp32, ~7.9 MB per 128^2 patch); 0 = off
     teacher_cache_mb: int = 512  # RAM for the cached frozen-teacher outputs (~0.33 MB per patch); 0 = off
+    tap_cache_mb: int = 1024  # fast step: RAM for the VGG taps of the stored refresh outputs (~7.6 MB per 128^2 patch)
     threads: int | None = None  # torch.set_num_threads (None = torch's default)
 
 
@@ -199,6 +202,8 @@ def load_config(name_or_path: str | os.PathLike | dict | None = None, kind: str 
     cfg = _from_dict(TrainConfig, raw, where)
     if cfg.kind not in KINDS:
         raise MMDRFuseError(f"{where}: kind must be one of {KINDS}, got {cfg.kind!r}")
+    if cfg.speed.step not in STEPS:
+        raise MMDRFuseError(f"{where}: speed.step must be one of {STEPS}, got {cfg.speed.step!r}")
     if cfg.loss.distill_mode not in losses.DISTILL_MODES:
         raise MMDRFuseError(f"{where}: loss.distill_mode must be one of {losses.DISTILL_MODES}")
     for key, value, least in (("optim.epochs", cfg.optim.epochs, 1), ("optim.batch_size", cfg.optim.batch_size, 1),

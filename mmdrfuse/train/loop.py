@@ -198,8 +198,9 @@ def _setup(cfg: TrainConfig, out_dir: Path, resume: bool, data_root, weights_roo
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.optim.lr)
     refresh = None
     if cfg.loss.refresh:
+        taps = cfg.speed.tap_cache_mb * 2**20 if cfg.speed.step == "fast" else 0
         refresh = DynamicRefresh(n, (1, patches.size, patches.size), cfg.bank.dtype, cfg.bank.memory_mb * 2**20,
-                                 out_dir / "banks", cfg.loss.refresh_gain, cfg.loss.ssim_range)
+                                 out_dir / "banks", cfg.loss.refresh_gain, cfg.loss.ssim_range, taps)
     trainer = Trainer(cfg, model, vgg, patches, teacher, refresh, dev)
     run = _Run(cfg, out_dir, rank, world, local_bs, root, patches, my_ids, steps_per_epoch, trainer, optimizer,
                rows=[], teacher_info=teacher_info)

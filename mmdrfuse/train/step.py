@@ -5,6 +5,7 @@
 """
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,6 +16,7 @@ from mmdrfuse import losses
 from mmdrfuse.models import Teacher
 from mmdrfuse.patches import PatchSet
 from mmdrfuse.refresh import DynamicRefresh, RefreshResult
+from mmdrfuse.rowcache import RowCache
 from mmdrfuse.train.config import TrainConfig
 from mmdrfuse.vgg import VGGFeatures
 
@@ -39,42 +41,6 @@ LOSS_TERMS = (
 LOSS_KEYS = (*(t.key for t in LOSS_TERMS), "total")  # every logged loss value (epoch means, progress bar)
 REFRESH_FIELDS = ("loss_s", "loss_g", "s_cur", "s_bs", "g_cur", "g_bg", "updated_s", "updated_g", "filled")
 LOG_FIELDS = ["epoch", "step", "batch", "patch_steps", *LOSS_KEYS, *REFRESH_FIELDS, "seconds"]
-
-
-# ------------------------------------------------------------------------------------------------- caches
-class _RowCache:
-    """Per-patch cache of fixed-shape tensors (lists of them), filled on first sight until a byte budget is used."""
-
-    def __init__(self, budget_bytes: int):
-        self.budget = int(budget_bytes)
-        self.slot: dict[int, int] = {}
-        self.store: list[torch.Tensor] | None = None
-        self.capacity = 0
-
-    def _alloc(self, rows: list[torch.Tensor]) -> None:
-        per = sum(r[0].numel() * r.element_size() for r in rows)
-        self.capacity = self.budget // max(per, 1)
-        self.store = [torch.empty((self.capacity, *r.shape[1:]), dtype=r.dtype) for r in rows] if self.capacity else []
-
-    def lookup(self, ids: np.ndarray) -> list[torch.Tensor] | None:
-        if self.store is None or not all(int(i) in self.slot for i in ids):
-            return None
-        idx = torch.tensor([self.slot[int(i)] for i in ids])
-        return [s.index_select(0, idx) for s in self.store]
-
-    def add(self, ids: np.ndarray, rows: list[torch.Tensor]) -> None:
-        if self.budget <= 0:
-            return
-        if self.store is None:
-            self._alloc(rows)
-        for j, i in enumerate(ids):
-            i = int(i)
-            if i in self.slot or len(self.slot) >= self.capacity:
-                continue
-            s = len(self.slot)
-            for dst, src in zip(self.store, rows):
-                dst[s] = src[j].detach().to("cpu")
-            self.slot[i] = s
 
 
 # ------------------------------------------------------------------------------------------------- the step
@@ -109,8 +75,14 @@ class Trainer:
                  teacher: Teacher | None, refresh: DynamicRefresh | None, device: torch.device):
         self.cfg, self.model, self.vgg, self.patches = cfg, model, vgg, patches
         self.teacher, self.refresh, self.device = teacher, refresh, device
-        self.feat_cache = _RowCache(cfg.speed.feature_cache_mb * 2**20)
-        self.teacher_cache = _RowCache(cfg.speed.teacher_cache_mb * 2**20)
+        self.fast = cfg.speed.step == "fast"
+        # the VGG taps: fused channels-last passes (fast) or the plain module (the reference step)
+        self.features: nn.Module = vgg.fused() if self.fast else vgg
+        self._teacher_net = teacher  # fast: a channels-last copy (the frozen teacher's values to float32 rounding)
+        if self.fast and teacher is not None:
+            self._teacher_net = copy.deepcopy(teacher).to(memory_format=torch.channels_last)
+        self.feat_cache = RowCache(cfg.speed.feature_cache_mb * 2**20, partial=self.fast)
+        self.teacher_cache = RowCache(cfg.speed.teacher_cache_mb * 2**20, partial=self.fast)
         self.net: nn.Module = model  # DDP wrapper of FeatureNet(model) when distributed
 
     def step(self, ids: np.ndarray, epoch: int) -> StepOut:
@@ -119,16 +91,18 @@ class Trainer:
         feat, out = self.net(x)
         b = _Batch(ids, epoch, ir, vis, x, feat, out)
         w = self.cfg.loss
-        total, terms = None, {}
+        total, values = None, {}
         for term in LOSS_TERMS:
             value = getattr(self, f"_loss_{term.key}")(b)
             if value is None:
                 continue
             weighted = value if term.weight is None else getattr(w, term.weight) * value
             total = weighted if total is None else total + weighted
-            terms[term.key] = value.item()
-        terms["total"] = total.item()
-        return StepOut(total, terms, b.refresh)
+            values[term.key] = value
+        values["total"] = total
+        with torch.no_grad():  # one device sync for every logged value
+            floats = torch.stack([v.detach().reshape(()) for v in values.values()]).tolist()
+        return StepOut(total, dict(zip(values, floats)), b.refresh)
 
     # -- the terms (LOSS_TERMS order)
     def _loss_int(self, b: _Batch) -> torch.Tensor:
@@ -140,7 +114,7 @@ class Trainer:
     def _loss_per(self, b: _Batch) -> torch.Tensor | None:
         if self.cfg.loss.perceptual == 0:  # the 'w/o perception loss' ablation skips the VGG passes
             return None
-        b.f_out = self.vgg(b.out, 5)
+        b.f_out = self.features(b.out, 5)
         return losses.perceptual_loss(b.f_out, self._targets(b.ids, b.ir, b.vis))
 
     def _loss_dis(self, b: _Batch) -> torch.Tensor | None:
@@ -152,28 +126,30 @@ class Trainer:
     def _loss_ref(self, b: _Batch) -> torch.Tensor | None:
         if self.refresh is None:
             return None
-        b.refresh = self.refresh.step(b.ids, b.out, b.ir, b.vis, b.epoch, b.f_out, self.vgg)
+        b.refresh = self.refresh.step(b.ids, b.out, b.ir, b.vis, b.epoch, b.f_out, self.features)
         return b.refresh.loss
 
-    # -- no-grad helpers (cached)
+    # -- no-grad helpers (cached per patch)
     def _targets(self, ids: np.ndarray, ir: torch.Tensor, vis: torch.Tensor) -> list[torch.Tensor]:
-        hit = self.feat_cache.lookup(ids)
-        if hit is not None:
-            return [t.to(self.device) for t in hit]
-        n = ir.shape[0]
-        with torch.no_grad():
-            f = self.vgg(torch.cat([ir, vis], 0), 5)  # one batched pass for both sources
-        target = [torch.maximum(t[:n], t[n:]) for t in f]
-        self.feat_cache.add(ids, target)
-        return target
+        """``max(VGG(ir), VGG(vis))`` per tap: one batched pass over both sources of the patches not cached."""
+        def compute(pos: np.ndarray) -> list[torch.Tensor]:
+            a, v = (ir, vis) if len(pos) == len(ids) else (ir[pos], vis[pos])
+            with torch.no_grad():
+                f = self.features(torch.cat([a, v], 0), 5)
+            return [torch.maximum(t[:len(pos)], t[len(pos):]) for t in f]
+
+        return self.feat_cache.fetch(ids, compute, self.device)
 
     def _teacher(self, ids: np.ndarray, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        hit = self.teacher_cache.lookup(ids)
-        if hit is not None:
-            return hit[0].to(self.device), hit[1].to(self.device)
-        with torch.no_grad():
-            t_feat, t_out = self.teacher.features(x)
-        self.teacher_cache.add(ids, [t_feat, t_out])
+        """The frozen teacher's features and output of the batch (cached per patch)."""
+        def compute(pos: np.ndarray) -> list[torch.Tensor]:
+            xs = x if len(pos) == len(ids) else x[pos]
+            if self.fast:
+                xs = xs.contiguous(memory_format=torch.channels_last)
+            with torch.no_grad():
+                return list(self._teacher_net.features(xs))
+
+        t_feat, t_out = self.teacher_cache.fetch(ids, compute, self.device)
         return t_feat, t_out
 
 
