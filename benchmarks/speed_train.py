@@ -11,10 +11,13 @@ interleaved (the order alternates every round, ABBA) so that a change in the mac
 ``warm`` = every cache filled (later epochs: targets, teacher outputs, and for the fast step the VGG taps of the stored
 bank outputs); ``cold`` = every cache emptied before each step (the first epoch; the refresh terms still live).
 
-    python -m benchmarks.speed_train [--patch 64] [--batch 8] [--batches 4] [--rounds 5] [--out results/training]
+    python -m benchmarks.speed_train [--patch 64] [--batch 8] [--batches 4] [--rounds 5] [--threads 0 1]
+                                     [--out results/training]
 
 With ``--out``: ``speed_train.csv`` (one row per kind, caches and implementation), ``speed_train.md`` and
-``speed_train.provenance.json`` (command, commit, machine, load averages before and after).
+``speed_train.provenance.json`` (command, commit, machine, load averages before and after). ``--threads 0 1``
+measures torch's default thread count and one thread, interleaved: on a machine shared with other jobs the second
+shows the work saved, the first also what waiting for descheduled worker threads costs.
 """
 from __future__ import annotations
 
@@ -38,7 +41,7 @@ from mmdrfuse.train.state import load_teacher
 from mmdrfuse.vgg import load_vgg
 
 IMPLS = ("reference", "fast")
-FIELDS = ["kind", "caches", "implementation", "patch", "batch", "steps", "median_s", "min_s",
+FIELDS = ["kind", "threads", "caches", "implementation", "patch", "batch", "steps", "median_s", "min_s",
           "patch_steps_per_s", "patch_steps_per_s_best", "speedup", "max_rel_diff", "steps_with_refresh_terms"]
 
 
@@ -86,7 +89,7 @@ def _one(tr: Trainer, ids: np.ndarray, banks: dict, cold: bool) -> tuple[float, 
     tr.model.zero_grad(set_to_none=True)
     t0 = time.perf_counter()
     res = tr.step(ids, epoch=1)
-    res.total.backward()
+    tr.backward(res)
     dt = time.perf_counter() - t0
     r = res.refresh
     if r.updated_s or r.updated_g:  # keep every repetition identical (clears the tap caches: counted as misses)
@@ -101,7 +104,7 @@ def _rel(a: float, b: float) -> float:
 
 # -------------------------------------------------------------------------------------------------- measure
 def bench(kind: str, args) -> tuple[list[dict], str]:
-    """The rows of one network kind (warm, then cold caches) and the perceptual backbone's name."""
+    """The rows of one network kind (per thread count: warm, then cold caches) and the perceptual backbone's name."""
     trainers, batches, banks = _setup(kind, args)
     worst, active = 0.0, 0
     for ids in batches:  # warm-up (fills the caches) and the equality check
@@ -111,42 +114,48 @@ def bench(kind: str, args) -> tuple[list[dict], str]:
         active += int(a.get("ref", 0) != 0)
     if worst > args.tol:
         raise SystemExit(f"{kind}: the two steps disagree (max relative difference {worst:.2e} > {args.tol:g})")
+    default = torch.get_num_threads()
+    counts = [t or default for t in args.threads]
     rows = []
     for cold in ([False, True] if args.cold else [False]):
-        times: dict[str, list[float]] = {impl: [] for impl in IMPLS}
+        times = {(t, impl): [] for t in counts for impl in IMPLS}
         for rnd in range(args.rounds):
             order = IMPLS if rnd % 2 == 0 else IMPLS[::-1]
             for ids in batches:
-                for impl in order:
-                    dt, terms = _one(trainers[impl], ids, banks, cold)
-                    times[impl].append(dt)
-        ref_median = statistics.median(times["reference"])
-        for impl in IMPLS:
-            med, best = statistics.median(times[impl]), min(times[impl])
-            rows.append({"kind": kind, "caches": "cold" if cold else "warm", "implementation": impl,
-                         "patch": args.patch, "batch": args.batch, "steps": len(times[impl]),
-                         "median_s": round(med, 4), "min_s": round(best, 4),
-                         "patch_steps_per_s": round(args.batch / med, 3),
-                         "patch_steps_per_s_best": round(args.batch / best, 3),
-                         "speedup": round(ref_median / med, 3), "max_rel_diff": f"{worst:.1e}",
-                         "steps_with_refresh_terms": f"{active}/{len(batches)}"})
+                for t in counts:
+                    torch.set_num_threads(t)
+                    for impl in order:
+                        times[t, impl].append(_one(trainers[impl], ids, banks, cold)[0])
+        torch.set_num_threads(default)
+        for t in counts:
+            ref_median = statistics.median(times[t, "reference"])
+            for impl in IMPLS:
+                ts = times[t, impl]
+                med, best = statistics.median(ts), min(ts)
+                rows.append({"kind": kind, "threads": t, "caches": "cold" if cold else "warm", "implementation": impl,
+                             "patch": args.patch, "batch": args.batch, "steps": len(ts),
+                             "median_s": round(med, 4), "min_s": round(best, 4),
+                             "patch_steps_per_s": round(args.batch / med, 3),
+                             "patch_steps_per_s_best": round(args.batch / best, 3),
+                             "speedup": round(ref_median / med, 3), "max_rel_diff": f"{worst:.1e}",
+                             "steps_with_refresh_terms": f"{active}/{len(batches)}"})
     return rows, trainers["fast"].vgg.backbone
 
 
 # -------------------------------------------------------------------------------------------------- output
 def _markdown(rows: list[dict], meta: dict) -> str:
-    head = ("| kind | caches | reference (patch-steps/s) | fast (patch-steps/s) | speed-up (medians) | best of each | "
-            "max rel. loss diff |\n|---|---|---|---|---|---|---|\n")
+    head = ("| kind | threads | caches | reference (patch-steps/s) | fast (patch-steps/s) | speed-up (medians) | "
+            "best of each | speed-up (bests) | max rel. loss diff |\n|---|---|---|---|---|---|---|---|---|\n")
     body = ""
     for i in range(0, len(rows), 2):
         r, f = rows[i], rows[i + 1]
-        body += (f"| {r['kind']} | {r['caches']} | {r['patch_steps_per_s']:.2f} | {f['patch_steps_per_s']:.2f} | "
-                 f"**{f['speedup']:.2f}x** | {r['patch_steps_per_s_best']:.2f} vs {f['patch_steps_per_s_best']:.2f} | "
-                 f"{f['max_rel_diff']} |\n")
+        body += (f"| {r['kind']} | {r['threads']} | {r['caches']} | {r['patch_steps_per_s']:.2f} | "
+                 f"{f['patch_steps_per_s']:.2f} | **{f['speedup']:.2f}x** | {r['patch_steps_per_s_best']:.2f} vs "
+                 f"{f['patch_steps_per_s_best']:.2f} | {r['min_s'] / f['min_s']:.2f}x | {f['max_rel_diff']} |\n")
     return ("# Training-step speed: reference vs fast step (forward + backward of one batch)\n\n"
             f"Patches {rows[0]['patch']}x{rows[0]['patch']}, batch {rows[0]['batch']}, {rows[0]['steps']} timed steps "
-            f"per implementation (interleaved), medians (best in the next column); backbone {meta['backbone']}; "
-            f"{meta['threads']} torch threads on {meta['cpu_count']} CPUs. 1-min load average "
+            f"per implementation and thread count (all interleaved), medians (and the best step); backbone "
+            f"{meta['backbone']}; torch's default {meta['threads']} threads on {meta['cpu_count']} CPUs. 1-min load average "
             f"{meta['load_before']:.1f} before and {meta['load_after']:.1f} after: the machine was shared with other "
             "jobs, so absolute numbers vary from run to run; the ratio of interleaved medians is the robust figure.\n\n"
             + head + body)
@@ -161,7 +170,8 @@ def main(argv=None) -> int:
     ap.add_argument("--rounds", type=int, default=5, help="timed rounds over the batches (after one warm-up round)")
     ap.add_argument("--no-cold", dest="cold", action="store_false", help="skip the cold-cache measurement")
     ap.add_argument("--tol", type=float, default=1e-5, help="relative tolerance for equal loss terms")
-    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--threads", type=int, nargs="+", default=[0],
+                    help="intra-op thread counts to measure, interleaved (0 = torch's default)")
     ap.add_argument("--random-vgg", action="store_true", help="random VGG weights (no weight files needed)")
     ap.add_argument("--data-root", default=None)
     ap.add_argument("--weights-root", default=None)
@@ -170,8 +180,6 @@ def main(argv=None) -> int:
     from mmdrfuse.memory import keep_freed_memory
 
     keep_freed_memory()
-    if args.threads:
-        torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     load_before = os.getloadavg()[0]
     rows, backbone = [], ""

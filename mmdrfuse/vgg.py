@@ -32,6 +32,7 @@ weights and metrics) may still differ from a torchvision-backbone run; docs/trai
 """
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import logging
 import os
@@ -139,22 +140,39 @@ class VGGFeatures(nn.Module):
         return FusedVGG(self)
 
 
+@contextlib.contextmanager
+def num_threads(n: int | None):
+    """Run the block with ``n`` intra-op threads (None: unchanged), then restore the process's setting."""
+    before = torch.get_num_threads()
+    if n is None or n == before:
+        yield
+        return
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 class _ConvReLU(torch.autograd.Function):
     """``relu(conv3x3(x, w, b))`` as one oneDNN call; the backward gives the input gradient only (frozen weights)."""
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        y = _conv_relu_cpu(x, w, b)
+    def forward(ctx, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, threads: int | None) -> torch.Tensor:
+        with num_threads(threads):
+            y = _conv_relu_cpu(x, w, b)
         ctx.save_for_backward(x, w, y)
+        ctx.threads = threads
         return y
 
     @staticmethod
     def backward(ctx, gy: torch.Tensor):
         x, w, y = ctx.saved_tensors
-        g = torch.ops.aten.threshold_backward(gy, y, 0)
-        gx = torch.ops.aten.convolution_backward(g, x, w, None, [1, 1], [1, 1], [1, 1], False, [0, 0], 1,
-                                                 [True, False, False])[0]
-        return gx, None, None
+        with num_threads(ctx.threads):
+            g = torch.ops.aten.threshold_backward(gy, y, 0)
+            gx = torch.ops.aten.convolution_backward(g, x, w, None, [1, 1], [1, 1], [1, 1], False, [0, 0], 1,
+                                                     [True, False, False])[0]
+        return gx, None, None, None
 
 
 def _conv_relu_cpu(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -166,7 +184,9 @@ class FusedVGG(nn.Module):
     float32 rounding): channels-last tensors throughout, each 3x3 conv fused with its ReLU in one oneDNN call on the
     CPU (conv + in-place ReLU elsewhere), and the Caffe feature gain folded into the weights (the first conv's weights
     and every bias times ``feature_scale``: a positive factor passes through ReLU and max-pooling, so every map comes
-    out scaled and no per-tap multiply is left). The taps it returns are channels-last tensors.
+    out scaled and no per-tap multiply is left). The taps it returns are channels-last tensors. ``conv_threads``
+    gives the convolutions (forward and backward) their own intra-op thread count, so that a caller may run its many
+    small tensor operations on one thread (:class:`mmdrfuse.train.Trainer` does).
     Build it with :meth:`VGGFeatures.fused` (a copy: it shares no tensor with its source).
     """
 
@@ -188,6 +208,7 @@ class FusedVGG(nn.Module):
                 n += 1
             elif isinstance(m, nn.MaxPool2d):
                 self.plan.append((-1, i + 1 in TAPS))
+        self.conv_threads: int | None = None  # intra-op threads of the convolutions, forward and backward (None: as set)
         self.eval()
 
     def train(self, mode: bool = True) -> "FusedVGG":  # always frozen
@@ -203,9 +224,11 @@ class FusedVGG(nn.Module):
         w, b = self._buffers[f"w{i}"], self._buffers[f"b{i}"]
         if h.device.type == "cpu" and h.dtype == torch.float32 and torch.backends.mkldnn.is_available():
             if torch.is_grad_enabled() and h.requires_grad:
-                return _ConvReLU.apply(h, w, b)
-            return _conv_relu_cpu(h, w, b)
-        return torch.relu_(F.conv2d(h, w.to(h.dtype), b.to(h.dtype), padding=1))
+                return _ConvReLU.apply(h, w, b, self.conv_threads)
+            with num_threads(self.conv_threads):
+                return _conv_relu_cpu(h, w, b)
+        with num_threads(self.conv_threads):
+            return torch.relu_(F.conv2d(h, w.to(h.dtype), b.to(h.dtype), padding=1))
 
     def forward(self, x: torch.Tensor, depth: int = 5) -> list[torch.Tensor]:
         if not 1 <= depth <= len(TAPS):

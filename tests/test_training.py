@@ -281,13 +281,14 @@ def test_fast_step_equals_reference_step(shared_data, shared_weights):
             st[key]["data"][:] = stored.numpy().astype(np.float16)
         tr.refresh.load_state(st)
     schedule = [([0, 1, 2, 3], 1), ([4, 5, 6, 7], 1), ([2, 3, 4, 5], 1), ([0, 1, 2, 3], 2), ([6, 7, 0, 1], 2)]
+    threads = torch.get_num_threads()
     active = updated = 0
     for ids, epoch in schedule:
         out = {}
         for name, tr in trs.items():
             tr.model.zero_grad(set_to_none=True)
             res = tr.step(np.array(ids), epoch)
-            res.total.backward()
+            tr.backward(res)
             out[name] = res
         a, b = out["reference"], out["fast"]
         assert a.terms.keys() == b.terms.keys()
@@ -311,5 +312,6 @@ def test_fast_step_equals_reference_step(shared_data, shared_weights):
                 p64.copy_(p_ref)
         f64.refresh.load_state(ref.refresh.state())  # float64 keeps the reference's stored outputs
     assert active >= 3 and updated >= 1
+    assert torch.get_num_threads() == threads  # the fast step's one-thread scope is undone after step and backward
     assert fast.refresh.taps_s.hits > 0 and fast.refresh.taps_g.hits > 0  # the tap cache was used
     assert fast.feat_cache.hits > 0 and fast.teacher_cache.hits > 0

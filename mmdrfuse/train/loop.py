@@ -246,7 +246,7 @@ def _run_epochs(run: _Run, t0: float, progress: bool, on_step) -> int:
                 optimizer.zero_grad(set_to_none=True)
                 res = run.trainer.step(ids, epoch)
                 _check_finite(run, res, epoch, step, epoch_rows)
-                res.total.backward()
+                run.trainer.backward(res)
                 optimizer.step()
                 step += 1
                 row = {"epoch": epoch, "step": step, "batch": b, "patch_steps": step * cfg.optim.batch_size,
