@@ -103,6 +103,20 @@ def test_random_patches_and_subset(shared_data):
     assert all(0 <= t <= 1024 - 64 and 0 <= l <= 1280 - 64 for _, t, l in a.origin)
 
 
+def test_patches_refuse_mismatched_and_small_pairs(tmp_path):
+    from PIL import Image
+
+    from mmdrfuse.errors import BadInputError
+
+    for sub, size in (("ir", (40, 30)), ("vi", (40, 32))):
+        (tmp_path / sub).mkdir()
+        Image.new("L", size, 128).save(tmp_path / sub / "a.png")
+    with pytest.raises(BadInputError, match="differs from"):
+        build_patches(tmp_path / "ir", tmp_path / "vi", PatchConfig(size=16), progress=False)
+    with pytest.raises(BadInputError, match="smaller than the 64x64 patch size"):
+        build_patches(tmp_path / "ir", tmp_path / "ir", PatchConfig(size=64), progress=False)
+
+
 def test_shards_and_epoch_orders():
     s0, s1 = shard_ids(11, 0, 2), shard_ids(11, 1, 2)
     assert len(s0) == len(s1) == 5 and not set(s0) & set(s1)
