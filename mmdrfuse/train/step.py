@@ -93,15 +93,17 @@ class Trainer:
             return self._step(ids, epoch)
 
     def backward(self, out: StepOut) -> None:
-        """``out.total.backward()`` with the threading of :meth:`step`."""
-        with self._threads():
+        """``out.total.backward()`` with the threading of :meth:`step` (training the teacher, whose backward is
+        dominated by its own convolutions: the process's thread count throughout)."""
+        with self._threads() if self.cfg.kind == "student" else contextlib.nullcontext():
             out.total.backward()
 
     def _threads(self):
         """The fast step on the CPU runs its many small tensor operations on one intra-op thread and gives the
-        process's thread count only to the VGG-19 convolutions (forward and backward) and the teacher: every parallel
-        operation waits for all its threads, which on a busy machine costs milliseconds each (a 2-thread cat + sum of
-        a 1.3 MB tensor took 11 ms against 64 us on one thread with 5 jobs on 2 cores)."""
+        process's thread count only to the convolutions that carry the work: VGG-19's (forward and backward), the
+        frozen teacher's and the trained network's forward pass. Every parallel operation waits for all its threads,
+        which on a busy machine costs milliseconds each (a 2-thread cat + sum of a 1.3 MB tensor took 11 ms against
+        64 us on one thread with 5 jobs on 2 cores)."""
         if not self.fast or self.device.type != "cpu":
             return contextlib.nullcontext()
         self._conv_threads = self.features.conv_threads = torch.get_num_threads()
@@ -110,7 +112,8 @@ class Trainer:
     def _step(self, ids: np.ndarray, epoch: int) -> StepOut:
         ir, vis = self.patches.batch(ids, self.device)
         x = torch.cat([ir, vis], 1)
-        feat, out = self.net(x)
+        with num_threads(self._conv_threads):
+            feat, out = self.net(x)
         b = _Batch(ids, epoch, ir, vis, x, feat, out)
         w = self.cfg.loss
         total, values = None, {}
