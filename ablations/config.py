@@ -1,6 +1,6 @@
 """What an ablation run is: the rows (``configs/<row>.yaml``) and the profiles (``configs/profiles.yaml``).
 
-A *row* holds the recipe keys of :class:`mmdrfuse.training.TrainConfig` (teacher, loss.*, model.*) and the list of
+A *row* holds the recipe keys of :class:`mmdrfuse.train.TrainConfig` (teacher, loss.*, model.*) and the list of
 keys it ``ablates``; a *profile* (quick | cpu | paper, the names of ``python -m benchmarks.run --profile``) says how
 every row is trained (the trainer config ``mmdrfuse/configs/train_<trainer>_student.yaml`` plus data/optim/speed
 overrides, never a recipe key) and evaluated (data set, number of pairs, seeds). :func:`train_config` lays them
@@ -122,10 +122,10 @@ def flatten(d: dict, prefix: str = "") -> dict[str, Any]:
 
 
 def train_config(row: Row, profile: Profile, seed: int, teacher: str | None = None):
-    """The :class:`~mmdrfuse.training.TrainConfig` of one run: trainer config < profile overrides < row recipe
+    """The :class:`~mmdrfuse.train.TrainConfig` of one run: trainer config < profile overrides < row recipe
     (< ``teacher``: the demo's stand-in teacher, see :func:`ablations.rows.env_from_ctx`). Its recipe hash keys the
     run (:func:`ablations.rows.run_dir`)."""
-    from mmdrfuse import training
+    import mmdrfuse.train as training
 
     overrides = {**profile.train, **flatten(row.recipe), "seed": int(seed), "profile": f"ablation-{profile.store}"}
     if teacher:

@@ -214,7 +214,7 @@ def run_rows(env: Env, keys: Sequence[str], full: str) -> tuple[dict[str, list[d
 def train_and_evaluate(env: Env, row: Row, seed: int, cfg, folder: Path) -> dict:
     """The work of a row job: train (or resume) the student into ``folder/train``, fuse and evaluate; returns the
     result (written by the job runner)."""
-    from mmdrfuse import training
+    import mmdrfuse.train as training
     from mmdrfuse.checkpoints import load_model, sha256_state_dict
 
     check_trainable(row, cfg)

@@ -15,7 +15,7 @@ import sys
 COMMANDS: dict[str, tuple[str, str]] = {
     "fuse": ("mmdrfuse.folders", "fuse folders of image pairs with MMDRFuse or a baseline"),
     "evaluate": ("mmdrfuse.evaluate", "compute fusion metrics for a folder of fused images"),
-    "train": ("mmdrfuse.training", "train the teacher or the student"),
+    "train": ("mmdrfuse.train.cli", "train the teacher or the student"),
     "export": ("mmdrfuse.export", "export the student (ONNX)"),
     "data": ("mmdrfuse.data", "list or download the evaluation data sets"),
     "weights": ("mmdrfuse.checkpoints", "list named weights or download them"),

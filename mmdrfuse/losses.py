@@ -5,11 +5,12 @@ ACM MM 2024, Sec. 3 (comprehensive loss and digestible distillation); convention
 authors' public code, github.com/yanglinDeng/MMDRFuse @ c9e5014.
 
 ``O`` is the network's tanh output, ``M = max(I_ir, I_vis)`` pixelwise. Every function takes N x C x H x W tensors,
-validates them at the top with :func:`_validate`, works per sample and reduces at the bottom (``mean`` | ``sum`` |
+validates them at the top with :func:`check_nchw`, works per sample and reduces at the bottom (``mean`` | ``sum`` |
 ``none`` -> one value per sample), so ``mean`` equals the authors' batch-mean definitions.
 
-This module also holds the small fixed kernels shared by the training code (``grad_kernel``, ``gaussian_window``,
-``prewitt_kernels``); :mod:`mmdrfuse.refresh` imports them from here.
+This module also holds the input check and reduction (:func:`check_nchw`, :func:`reduce_per_sample`) and the small
+fixed kernels (:func:`grad_kernel`, :func:`gaussian_window`, :func:`prewitt_kernels`) that :mod:`mmdrfuse.refresh`
+shares; all of them are public.
 """
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ DISTILL_MODES = ("attention", "plain")
 
 
 # ----------------------------------------------------------------------------------------- shared primitives
-def _validate(*tensors: torch.Tensor, same_shape: bool = True, channels: int | None = None) -> None:
+def check_nchw(*tensors: torch.Tensor, same_shape: bool = True, channels: int | None = None) -> None:
     """Check that every input is a floating 4-D tensor (N x C x H x W), on one device, optionally same shape."""
     ref = tensors[0]
     for t in tensors:
@@ -42,7 +43,7 @@ def _validate(*tensors: torch.Tensor, same_shape: bool = True, channels: int | N
             raise ValueError(f"expected {channels} channel(s), got shape {tuple(t.shape)}")
 
 
-def _reduce(per_sample: torch.Tensor, reduction: str) -> torch.Tensor:
+def reduce_per_sample(per_sample: torch.Tensor, reduction: str) -> torch.Tensor:
     if reduction == "mean":
         return per_sample.mean()
     if reduction == "sum":
@@ -53,7 +54,8 @@ def _reduce(per_sample: torch.Tensor, reduction: str) -> torch.Tensor:
 
 
 def _per_sample_mean(x: torch.Tensor) -> torch.Tensor:
-    return x.flatten(1).mean(1)
+    """Mean over all but the first dim: no copy for channels-last maps (equal to ``x.flatten(1).mean(1)``)."""
+    return x.mean(dim=tuple(range(1, x.dim())))
 
 
 @functools.lru_cache(maxsize=None)
@@ -101,14 +103,14 @@ def prewitt_kernels(like: torch.Tensor) -> torch.Tensor:
 # ------------------------------------------------------------------------------------------------ losses
 def intensity_loss(out: torch.Tensor, ir: torch.Tensor, vis: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
     """Intensity loss ``L_int = || O - max(I_ir, I_vis) ||_1 / (HW)`` (mean absolute error per sample)."""
-    _validate(out, ir, vis)
-    return _reduce(_per_sample_mean((out - torch.maximum(ir, vis)).abs()), reduction)
+    check_nchw(out, ir, vis)
+    return reduce_per_sample(_per_sample_mean((out - torch.maximum(ir, vis)).abs()), reduction)
 
 
 def gradient_loss(out: torch.Tensor, ir: torch.Tensor, vis: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
     """Max-gradient loss ``L_grad = MSE(grad(O), grad(max(I_ir, I_vis)))`` (the max is taken on the images first)."""
-    _validate(out, ir, vis)
-    return _reduce(_per_sample_mean((gradient(out) - gradient(torch.maximum(ir, vis))) ** 2), reduction)
+    check_nchw(out, ir, vis)
+    return reduce_per_sample(_per_sample_mean((gradient(out) - gradient(torch.maximum(ir, vis))) ** 2), reduction)
 
 
 def perceptual_target(feats_ir: Sequence[torch.Tensor], feats_vis: Sequence[torch.Tensor]) -> list[torch.Tensor]:
@@ -116,17 +118,46 @@ def perceptual_target(feats_ir: Sequence[torch.Tensor], feats_vis: Sequence[torc
     return [torch.maximum(a, b) for a, b in zip(feats_ir, feats_vis)]
 
 
+class _SquaredErrorMean(torch.autograd.Function):
+    """Per-sample ``mean((a - b)^2)`` whose backward keeps the maps' memory layout (one multiply, no copy)."""
+
+    @staticmethod
+    def forward(ctx, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        d = a - b
+        ctx.save_for_backward(d)
+        ctx.count = d[0].numel()
+        return _per_sample_mean(d * d)
+
+    @staticmethod
+    def backward(ctx, g: torch.Tensor):
+        (d,) = ctx.saved_tensors
+        ga = d * (g * (2.0 / ctx.count)).view(-1, *([1] * (d.dim() - 1)))
+        return (ga if ctx.needs_input_grad[0] else None), (-ga if ctx.needs_input_grad[1] else None)
+
+
+def _channels_last(t: torch.Tensor) -> bool:
+    return t.dim() == 4 and not t.is_contiguous() and t.is_contiguous(memory_format=torch.channels_last)
+
+
+def squared_error_mean(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``mean((a - b)^2)`` per sample (N values). Channels-last maps (the fast training step's VGG taps) take a fused
+    path that keeps their layout in the backward pass; other tensors the plain ops (bit-identical to before)."""
+    if _channels_last(a) and _channels_last(b):
+        return _SquaredErrorMean.apply(a, b)
+    return _per_sample_mean((a - b) ** 2)
+
+
 def feature_mse(feats_a: Sequence[torch.Tensor], feats_b: Sequence[torch.Tensor], reduction: str = "mean") -> torch.Tensor:
     """``sum_j MSE(a_j, b_j) / J`` over paired feature maps (the perceptual loss and the refresh feature terms)."""
     if len(feats_a) != len(feats_b) or not feats_a:
         raise ValueError(f"need the same non-zero number of feature maps, got {len(feats_a)} and {len(feats_b)}")
-    _validate(*feats_a, same_shape=False)
+    check_nchw(*feats_a, same_shape=False)
     total = None
     for a, b in zip(feats_a, feats_b):
-        _validate(a, b)
-        term = _per_sample_mean((a - b) ** 2)
+        check_nchw(a, b)
+        term = squared_error_mean(a, b)
         total = term if total is None else total + term
-    return _reduce(total / len(feats_a), reduction)
+    return reduce_per_sample(total / len(feats_a), reduction)
 
 
 def perceptual_loss(feats_out: Sequence[torch.Tensor], target: Sequence[torch.Tensor],
@@ -155,19 +186,19 @@ def distillation_loss(s_feat: torch.Tensor, t_feat: torch.Tensor, s_out: torch.T
     ``mode="plain"`` (the 'w/o digestible distillation' ablation): ``term = MSE(s, t)`` on the raw 4-channel
     features and outputs, reduced per sample as usual. The teacher tensors should come from a no-grad pass.
     """
-    _validate(s_feat, t_feat, same_shape=False)
-    _validate(s_out, t_out)
+    check_nchw(s_feat, t_feat, same_shape=False)
+    check_nchw(s_out, t_out)
     if mode == "attention":  # channel sums: a student of any hidden width can follow the 4-channel teacher
         if s_feat.shape[0] != t_feat.shape[0] or s_feat.shape[2:] != t_feat.shape[2:]:
             raise ValueError(f"feature maps differ beyond channels: {tuple(s_feat.shape)} vs {tuple(t_feat.shape)}")
         d1 = (_attention(s_feat) - _attention(t_feat)) ** 2
         d2 = (_attention(s_out) - _attention(t_out)) ** 2
         per_sample = (d1.flatten(1).sum(1) + d2.flatten(1).sum(1)) / 2
-        return per_sample if reduction == "none" else _reduce(per_sample, "sum")
+        return per_sample if reduction == "none" else reduce_per_sample(per_sample, "sum")
     if mode == "plain":
         if s_feat.shape != t_feat.shape:
             raise ValueError(f"plain distillation needs equal feature shapes: {tuple(s_feat.shape)} vs "
                              f"{tuple(t_feat.shape)} (use mode='attention' for other student widths)")
         per_sample = (_per_sample_mean((s_feat - t_feat) ** 2) + _per_sample_mean((s_out - t_out) ** 2)) / 2
-        return _reduce(per_sample, reduction)
+        return reduce_per_sample(per_sample, reduction)
     raise ValueError(f"unknown distillation mode {mode!r}; expected one of {DISTILL_MODES}")

@@ -2,9 +2,9 @@
 
 The authors cut every LLVIP training pair into a non-overlapping 128 x 128 grid (8 x 10 = 80 patches per 1280 x 1024
 image, 16,000 in all); the paper calls them "randomly cropped". Both are offered (``mode: grid | random``). Images are
-read as gray exactly as for fusion (PIL ``"L"``, /255, :func:`mmdrfuse.io.read_gray`) and kept as uint8, so a batch
-is bit-identical to reading the patch files the authors wrote. Patch ids are 0..N-1 in (image stem, row, column)
-order for the grid, (image stem, draw) order for random crops.
+read as gray exactly as for fusion (PIL ``"L"``: :func:`mmdrfuse.io.read_gray` before its /255) and kept as uint8, so
+a batch (/255 then) is bit-identical to reading the patch files the authors wrote. Patch ids are 0..N-1 in (image
+stem, row, column) order for the grid, (image stem, draw) order for random crops.
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import torch
 from tqdm import tqdm
 
 from mmdrfuse.errors import BadInputError
-from mmdrfuse.io import match_stems, read_pair
+from mmdrfuse.io import gray_u8, match_stems, read_array
 
 PATCH_MODES = ("grid", "random")
 
@@ -54,6 +54,15 @@ class PatchSet:
         return x[:, :1], x[:, 1:]
 
 
+def _read_u8_pair(ir_path, vis_path) -> np.ndarray:
+    """The pair as uint8 2 x H x W gray (IR first): the bytes behind :func:`mmdrfuse.io.read_pair`'s ``u8 / 255``."""
+    ir, vis = gray_u8(read_array(ir_path)), gray_u8(read_array(vis_path))
+    if ir.shape != vis.shape:
+        raise BadInputError(f"{vis_path}: size {tuple(vis.shape)} differs from {ir_path} {tuple(ir.shape)}; "
+                            "resize or register the pair first", str(vis_path))
+    return np.stack([ir, vis])
+
+
 def _grid_positions(h: int, w: int, s: int) -> list[tuple[int, int]]:
     return [(r * s, c * s) for r in range(h // s) for c in range(w // s)]
 
@@ -73,12 +82,11 @@ def build_patches(folder_ir: str | os.PathLike, folder_vis: str | os.PathLike, c
     chunks: list[np.ndarray] = []
     origin: list[tuple[str, int, int]] = []
     for pair in tqdm(pairs, desc="patches", unit="pair", disable=not progress, leave=False):
-        ir, vis = read_pair(pair.ir, pair.vis)
-        h, w = ir.shape[-2:]
+        both = _read_u8_pair(pair.ir, pair.vis)
+        h, w = both.shape[-2:]
         if h < s or w < s:
             raise BadInputError(f"{pair.ir}: {h}x{w} is smaller than the {s}x{s} patch size; lower data.patch_size "
                                 "or remove the pair", str(pair.ir))
-        both = torch.cat([ir, vis], 1)[0].mul(255.0).round().to(torch.uint8).numpy()  # exact: read_gray is u8/255
         if cfg.mode == "grid":
             pos = _grid_positions(h, w, s)
             if cfg.per_image:

@@ -28,7 +28,9 @@ import torch
 import torch.nn.functional as F
 
 from mmdrfuse.atomic import write_with
-from mmdrfuse.losses import _reduce, _validate, feature_mse, gaussian_window, gradient, prewitt_kernels
+from mmdrfuse.losses import (check_nchw, feature_mse, gaussian_window, gradient, prewitt_kernels,
+                             reduce_per_sample)
+from mmdrfuse.rowcache import Budget, RowCache
 
 BANK_DTYPES = {"float32": np.float32, "float16": np.float16, "uint8": np.uint8}
 
@@ -49,7 +51,7 @@ def ssim_train(x: torch.Tensor, y: torch.Tensor, data_range: float | str = 1.0, 
     ``"auto"`` reproduces the authors' guess from ``x`` (255 if max > 128 else 1, widened to 2 if min < -0.5,
     guessed once for the whole batch). The window shrinks to ``min(11, H, W)`` on small inputs as theirs does.
     """
-    _validate(x, y, channels=1)
+    check_nchw(x, y, channels=1)
     L = _guess_range(x) if data_range == "auto" else float(data_range)
     size = min(window_size, x.shape[-2], x.shape[-1])
     w = gaussian_window(size, sigma, x)
@@ -61,7 +63,7 @@ def ssim_train(x: torch.Tensor, y: torch.Tensor, data_range: float | str = 1.0, 
     s1, s2, s12 = e11 - mu1_sq, e22 - mu2_sq, e12 - mu12
     c1, c2 = (0.01 * L) ** 2, (0.03 * L) ** 2
     ssim_map = ((2 * mu12 + c1) * (2 * s12 + c2)) / ((mu1_sq + mu2_sq + c1) * (s1 + s2 + c2))
-    return _reduce(ssim_map.flatten(1).mean(1), reduction)
+    return reduce_per_sample(ssim_map.flatten(1).mean(1), reduction)
 
 
 def gmsd_train(x: torch.Tensor, y: torch.Tensor, c: float = 170.0, reduction: str = "mean") -> torch.Tensor:
@@ -70,7 +72,7 @@ def gmsd_train(x: torch.Tensor, y: torch.Tensor, c: float = 170.0, reduction: st
     Each image is scaled x255 when its max <= 1; 2x2 mean filter and stride-2 subsampling (= 2x2 average pooling);
     Prewitt gradients (valid); ``GMS = (2 m_x m_y + c) / (m_x^2 + m_y^2 + c)``; GMSD = unbiased std of the GMS map.
     """
-    _validate(x, y, channels=1)
+    check_nchw(x, y, channels=1)
 
     def prep(t: torch.Tensor) -> torch.Tensor:
         peak = t.flatten(1).amax(1).view(-1, 1, 1, 1)
@@ -83,7 +85,7 @@ def gmsd_train(x: torch.Tensor, y: torch.Tensor, c: float = 170.0, reduction: st
     mx_sq = (gx * gx).sum(1)
     my_sq = (gy * gy).sum(1)
     gms = (2 * torch.sqrt(mx_sq) * torch.sqrt(my_sq) + c) / (mx_sq + my_sq + c)
-    return _reduce(gms.flatten(1).std(1, unbiased=True), reduction)
+    return reduce_per_sample(gms.flatten(1).std(1, unbiased=True), reduction)
 
 
 # ------------------------------------------------------------------------------------------------- banks
@@ -168,23 +170,34 @@ class RefreshResult:
     updated_s: bool = False
     updated_g: bool = False
     filled: bool = False
-    o_bs: torch.Tensor | None = None  # stored outputs whose refresh term is active (set by plan, used by finish)
+    o_bs: torch.Tensor | None = None  # stored outputs whose refresh term is active (internal to step)
     o_bg: torch.Tensor | None = None
 
 
-FeatureFn = Callable[[torch.Tensor, int], list]  # (images N x 1 x H x W, depth) -> VGG taps (no grad)
+FeatureFn = Callable[[torch.Tensor, int], list]  # (images N x 1 x H x W, depth) -> the first depth VGG taps
+SSIM_TAPS = slice(3, 5)  # relu4_4, relu5_4: the feature part of L_s
+GMSD_TAPS = slice(0, 3)  # relu1_2, relu2_2, relu3_4: the feature part of L_g
 
 
 class DynamicRefresh:
-    """The two banks plus the per-batch refresh decision (:meth:`step`)."""
+    """The two banks plus the per-batch refresh decision; :meth:`step` is the one entry point of a training step.
+
+    ``tap_cache`` bytes (0: off) keep the VGG taps of the stored outputs that the refresh terms compare with
+    (:data:`SSIM_TAPS` of ``O_bs``, :data:`GMSD_TAPS` of ``O_bg``), per patch. A stored output changes only when its
+    slot is rewritten, and its cached taps are dropped then, so the cache returns exactly the taps that a new VGG
+    pass over the stored output would give (up to the float32 rounding of a pass over another batch).
+    """
 
     def __init__(self, n: int, shape: Sequence[int], dtype: str = "float16", memory_budget: int | None = None,
-                 spill_dir: str | os.PathLike | None = None, gain: float = 1.0, ssim_range: float | str = 1.0):
+                 spill_dir: str | os.PathLike | None = None, gain: float = 1.0, ssim_range: float | str = 1.0,
+                 tap_cache: int = 0):
         half = None if memory_budget is None else memory_budget // 2
         self.bank_s = OutputBank(n, shape, dtype, half, spill_dir, "bank_ssim")
         self.bank_g = OutputBank(n, shape, dtype, half, spill_dir, "bank_gmsd")
         self.gain = float(gain)
         self.ssim_range = ssim_range
+        budget = Budget(tap_cache)  # shared by the two banks' taps
+        self.taps_s, self.taps_g = RowCache(budget), RowCache(budget)
 
     @property
     def nbytes(self) -> int:
@@ -196,6 +209,8 @@ class DynamicRefresh:
     def load_state(self, state: dict) -> None:
         self.bank_s.load_state(state["s"])
         self.bank_g.load_state(state["g"])
+        self.taps_s.clear()
+        self.taps_g.clear()
 
     def save(self, path: str | os.PathLike) -> None:
         """Write both banks to an uncompressed ``.npz`` atomically, streaming (no full copy of memory-mapped banks)."""
@@ -212,70 +227,93 @@ class DynamicRefresh:
             for key, bank in (("s", self.bank_s), ("g", self.bank_g)):
                 bank.load_state({"data": z[f"{key}_data"], "filled": z[f"{key}_filled"], "dtype": bank.dtype,
                                  "shape": bank.shape})
+        self.taps_s.clear()
+        self.taps_g.clear()
 
-    def scores(self, out: torch.Tensor, ir: torch.Tensor, vis: torch.Tensor) -> tuple[float, float]:
-        """``(SSIM(O, ir) + SSIM(O, vis), GMSD(O, ir) + GMSD(O, vis))`` as Python floats (no graph)."""
+    def step(self, ids, out: torch.Tensor, ir: torch.Tensor, vis: torch.Tensor, epoch: int,
+             feats_out: Sequence[torch.Tensor] | None, features: FeatureFn) -> RefreshResult:
+        """One batch's refresh: scores, bank writes and ``L_refresh`` (``res.loss``, 0 when nothing lags).
+
+        ``features(images, depth)`` returns the first ``depth`` VGG taps of ``images``; it is called without grad on
+        the stored outputs that lag and whose taps are not cached (depth 5 for the SSIM bank's term, 3 for the GMSD
+        bank's). ``feats_out`` are the live output's taps with grad (at least 5, or 3 when only the GMSD term can be
+        active); ``None`` computes them with ``features(out, depth)`` under grad, and only when a term is active.
+        """
+        res = self._plan(ids, out, ir, vis, epoch)
+        if feats_out is None and (res.o_bs is not None or res.o_bg is not None):
+            feats_out = features(out, 5 if res.o_bs is not None else 3)
         with torch.no_grad():
-            s = ssim_train(out, ir, self.ssim_range) + ssim_train(out, vis, self.ssim_range)
-            g = gmsd_train(out, ir) + gmsd_train(out, vis)
-        return float(s), float(g)
+            f_bs = self._stored_taps(self.taps_s, ids, res.o_bs, SSIM_TAPS, features) if res.o_bs is not None else None
+            f_bg = self._stored_taps(self.taps_g, ids, res.o_bg, GMSD_TAPS, features) if res.o_bg is not None else None
+        return self._finish(res, out, feats_out, f_bs, f_bg)
 
-    def plan(self, ids, out: torch.Tensor, ir: torch.Tensor, vis: torch.Tensor, epoch: int) -> RefreshResult:
-        """First half of a refresh step: scores, bank writes, and which stored outputs need VGG features.
+    @staticmethod
+    def _stored_taps(cache: RowCache, ids, stored: torch.Tensor, taps: slice, features: FeatureFn) -> list:
+        def compute(pos: np.ndarray) -> list:
+            imgs = stored if len(pos) == len(stored) else stored[torch.as_tensor(pos, device=stored.device)]
+            return features(imgs, taps.stop)[taps]
+
+        return cache.fetch(ids, compute, stored.device)
+
+    def _put(self, bank: OutputBank, taps: RowCache, ids, values: torch.Tensor) -> None:
+        bank.put(ids, values)
+        taps.drop(np.asarray(ids, dtype=np.int64))
+
+    def _scores(self, out: torch.Tensor, o_bs: torch.Tensor, o_bg: torch.Tensor, ir: torch.Tensor,
+                vis: torch.Tensor) -> list[float]:
+        """``[S_cur, S_bs, G_cur, G_bg]`` as Python floats (no graph; one device sync)."""
+        with torch.no_grad():
+            rng = self.ssim_range
+            s_cur = ssim_train(out, ir, rng) + ssim_train(out, vis, rng)
+            g_cur = gmsd_train(out, ir) + gmsd_train(out, vis)
+            s_bs = ssim_train(o_bs, ir, rng) + ssim_train(o_bs, vis, rng)
+            g_bg = gmsd_train(o_bg, ir) + gmsd_train(o_bg, vis)
+            return torch.stack([s_cur, s_bs, g_cur, g_bg]).tolist()
+
+    def _plan(self, ids, out: torch.Tensor, ir: torch.Tensor, vis: torch.Tensor, epoch: int) -> RefreshResult:
+        """First half of :meth:`step`: scores, bank writes, and which stored outputs need VGG features.
 
         Epoch 0 (or any slot never written) fills both banks and yields no loss. Otherwise the batch's stored outputs
         are compared with the live ``out``; a better live output overwrites its bank, a worse one sets
-        ``res.o_bs`` / ``res.o_bg`` to the stored outputs whose features :meth:`finish` needs (depth 5 / 3).
+        ``res.o_bs`` / ``res.o_bg`` to the stored outputs whose features :meth:`_finish` needs.
         """
         zero = out.new_zeros(())
         detached = out.detach()
         if epoch == 0 or not (self.bank_s.all_filled(ids) and self.bank_g.all_filled(ids)):
-            self.bank_s.put(ids, detached)
-            self.bank_g.put(ids, detached)
+            self._put(self.bank_s, self.taps_s, ids, detached)
+            self._put(self.bank_g, self.taps_g, ids, detached)
             return RefreshResult(zero, filled=True)
         dev = out.device
         o_bs, o_bg = self.bank_s.get(ids, dev), self.bank_g.get(ids, dev)
-        s_cur, g_cur = self.scores(detached, ir, vis)
-        with torch.no_grad():
-            s_bs = float(ssim_train(o_bs, ir, self.ssim_range) + ssim_train(o_bs, vis, self.ssim_range))
-            g_bg = float(gmsd_train(o_bg, ir) + gmsd_train(o_bg, vis))
+        s_cur, s_bs, g_cur, g_bg = self._scores(detached, o_bs, o_bg, ir, vis)
         res = RefreshResult(zero, s_cur, s_bs, g_cur, g_bg)
         if s_cur > s_bs:
-            self.bank_s.put(ids, detached)
+            self._put(self.bank_s, self.taps_s, ids, detached)
             res.updated_s = True
         elif s_cur < s_bs:
             res.o_bs = o_bs
         if g_cur < g_bg:
-            self.bank_g.put(ids, detached)
+            self._put(self.bank_g, self.taps_g, ids, detached)
             res.updated_g = True
         elif g_cur > g_bg:
             res.o_bg = o_bg
         return res
 
-    def finish(self, res: RefreshResult, out: torch.Tensor, feats_out: Sequence[torch.Tensor],
-               f_bs: Sequence[torch.Tensor] | None = None, f_bg: Sequence[torch.Tensor] | None = None) -> RefreshResult:
-        """Second half: ``L_refresh`` from the live output, its VGG taps (with grad) and the stored outputs' taps.
-
-        ``f_bs`` (>= 5 taps of ``res.o_bs``) is needed when ``res.o_bs`` is set, ``f_bg`` (>= 3 taps) when ``res.o_bg``
-        is. The gaps are plain floats, so no gradient flows through them.
+    def _finish(self, res: RefreshResult, out: torch.Tensor, feats_out: Sequence[torch.Tensor],
+                f_bs: Sequence[torch.Tensor] | None, f_bg: Sequence[torch.Tensor] | None) -> RefreshResult:
+        """Second half of :meth:`step`: ``L_refresh`` from the live output, its VGG taps (with grad) and the stored
+        outputs' taps: ``f_bs`` (:data:`SSIM_TAPS` of ``res.o_bs``) when ``res.o_bs`` is set, ``f_bg``
+        (:data:`GMSD_TAPS` of ``res.o_bg``) when ``res.o_bg`` is. The gaps are plain floats: no gradient flows
+        through them.
         """
         loss = out.new_zeros(())
         if res.o_bs is not None:
-            l_s = feature_mse(feats_out[3:5], f_bs[3:5]) + (out - res.o_bs).abs().mean()
+            l_s = feature_mse(feats_out[SSIM_TAPS], f_bs) + (out - res.o_bs).abs().mean()
             res.loss_s = l_s.item()
             loss = loss + (res.s_bs - res.s_cur) * l_s
         if res.o_bg is not None:
-            l_g = feature_mse(feats_out[0:3], f_bg[0:3]) + ((gradient(out) - gradient(res.o_bg)) ** 2).mean()
+            l_g = feature_mse(feats_out[GMSD_TAPS], f_bg) + ((gradient(out) - gradient(res.o_bg)) ** 2).mean()
             res.loss_g = l_g.item()
             loss = loss + (res.g_cur - res.g_bg) * l_g
         res.loss = self.gain * loss
         return res
-
-    def step(self, ids, out: torch.Tensor, ir: torch.Tensor, vis: torch.Tensor, epoch: int,
-             feats_out: Sequence[torch.Tensor], features: FeatureFn) -> RefreshResult:
-        """A whole refresh step: :meth:`plan`, then ``features(images, depth)`` (no grad) on the stored outputs that
-        lag, then :meth:`finish`."""
-        res = self.plan(ids, out, ir, vis, epoch)
-        f_bs = features(res.o_bs, 5) if res.o_bs is not None else None
-        f_bg = features(res.o_bg, 3) if res.o_bg is not None else None
-        return self.finish(res, out, feats_out, f_bs, f_bg)

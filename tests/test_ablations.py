@@ -18,7 +18,7 @@ from mmdrfuse import jobs
 from benchmarks import paper_values as pv
 from benchmarks.report import read_tidy
 from benchmarks.run import Context
-from mmdrfuse import training
+import mmdrfuse.train as training
 from mmdrfuse.errors import MMDRFuseError
 from mmdrfuse.models import Student, StudentConfig
 

@@ -148,3 +148,27 @@ def test_attention_distillation_accepts_other_student_widths():
         losses.distillation_loss(s2, t, o, to, mode="plain")
     with pytest.raises(ValueError, match="beyond channels"):
         losses.distillation_loss(torch.rand(2, 2, 4, 4), t, o, to)
+
+
+def test_squared_error_mean_channels_last_path():
+    """The fused path taken for channels-last maps equals the plain ops (values and gradients), keeps the layout."""
+    g = torch.Generator().manual_seed(5)
+    a = torch.rand(3, 8, 6, 5, generator=g)
+    b = torch.rand(3, 8, 6, 5, generator=g)
+    plain_a = a.clone().requires_grad_(True)
+    plain = losses.squared_error_mean(plain_a, b)
+    cl = torch.channels_last
+    fused_a = a.contiguous(memory_format=cl).requires_grad_(True)
+    fused = losses.squared_error_mean(fused_a, b.contiguous(memory_format=cl))
+    assert torch.allclose(plain, fused, rtol=1e-6, atol=0) and plain.shape == (3,)
+    w = torch.tensor([1.0, -2.0, 0.5])
+    (plain * w).sum().backward()
+    (fused * w).sum().backward()
+    assert torch.allclose(plain_a.grad, fused_a.grad, rtol=1e-6, atol=1e-9)
+    assert fused_a.grad.is_contiguous(memory_format=cl)
+    # both inputs differentiable: d/db = -d/da
+    b2 = b.contiguous(memory_format=cl).requires_grad_(True)
+    losses.squared_error_mean(a.contiguous(memory_format=cl), b2).sum().backward()
+    ref_b = b.clone().requires_grad_(True)
+    losses.squared_error_mean(a, ref_b).sum().backward()
+    assert torch.allclose(b2.grad, ref_b.grad, rtol=1e-6, atol=1e-9)

@@ -208,3 +208,67 @@ def test_refresh_save_load_roundtrip(tmp_path):
     assert b.bank_s.filled.tolist() == [False, True, False] and b.bank_g.filled.tolist() == [False, False, True]
     with pytest.raises(ValueError):
         DynamicRefresh(3, (1, 4, 4), "float16").load(tmp_path / "banks.npz")
+
+
+# ------------------------------------------------------------------------------------------ the tap cache
+class _CountingFeatures:
+    """_pool_features, counting the images it is run on (the stored outputs' passes are what the cache saves)."""
+
+    def __init__(self):
+        self.images = 0
+
+    def __call__(self, x, depth):
+        self.images += x.shape[0] if not x.requires_grad else 0
+        return _pool_features(x, depth)
+
+
+def _lagging_pair(seed=21):
+    ir, vi = _batch(seed, n=4)
+    good = 0.5 * (ir + vi)
+    bad = torch.rand(ir.shape, generator=torch.Generator().manual_seed(seed + 1))
+    return ir, vi, good, bad
+
+
+def test_tap_cache_serves_the_stored_outputs_taps_exactly():
+    """With the cache, a lagging batch seen again runs no feature pass on stored outputs, and every value
+    (loss, gaps, terms, input gradient) equals the uncached computation."""
+    ir, vi, good, bad = _lagging_pair()
+    plain = DynamicRefresh(4, (1, 16, 16), "float16")
+    cached = DynamicRefresh(4, (1, 16, 16), "float16", tap_cache=10**7)
+    f_plain, f_cached = _CountingFeatures(), _CountingFeatures()
+    for r, f in ((plain, f_plain), (cached, f_cached)):
+        r.step([0, 1, 2, 3], good, ir, vi, 0, None, f)
+    for ids in ([0, 1], [2, 3], [1, 2], [0, 1]):  # worse outputs: both terms active, no slot rewritten
+        sel = torch.tensor(ids)
+        results = []
+        for r, f in ((plain, f_plain), (cached, f_cached)):
+            out = bad[sel].clone().requires_grad_(True)
+            res = r.step(ids, out, ir[sel], vi[sel], 1, None, f)
+            res.loss.backward()
+            results.append((res, out.grad))
+        (a, ga), (b, gb) = results
+        assert not a.updated_s and not a.updated_g and a.loss.item() > 0
+        assert (a.loss.item(), a.loss_s, a.loss_g, a.s_bs, a.g_bg) == (b.loss.item(), b.loss_s, b.loss_g, b.s_bs,
+                                                                       b.g_bg)
+        assert torch.equal(ga, gb)
+    assert f_plain.images == 4 * 2 * 2  # four batches of two, both banks, every time
+    assert f_cached.images == 4 * 2  # each of the four patches once per bank
+    assert (cached.taps_s.hits, cached.taps_s.misses) == (4, 4)
+
+
+def test_tap_cache_forgets_a_rewritten_slot():
+    ir, vi, good, bad = _lagging_pair(31)
+    r = DynamicRefresh(4, (1, 16, 16), "float32", tap_cache=10**7)
+    f = _CountingFeatures()
+    r.step([0, 1, 2, 3], bad, ir, vi, 0, None, f)  # the banks start with the bad output
+    worse = (bad + 0.5).clamp(0, 1)
+    res = r.step([0, 1], worse[:2], ir[:2], vi[:2], 1, None, f)  # lags: taps of slots 0, 1 cached
+    assert res.o_bs is not None and len(r.taps_s) == 2 and len(r.taps_g) == 2
+    res = r.step([0, 1], good[:2], ir[:2], vi[:2], 1, None, f)  # better: both slots rewritten, taps dropped
+    assert res.updated_s and res.updated_g and len(r.taps_s) == 0 and len(r.taps_g) == 0
+    before = f.images
+    res = r.step([0, 1], worse[:2].clone().requires_grad_(True), ir[:2], vi[:2], 1, None, f)
+    assert f.images == before + 4  # the new stored outputs' taps computed afresh, for both banks
+    assert len(r.taps_s) == 2
+    r.load_state(r.state())  # restoring banks forgets every cached tap
+    assert len(r.taps_s) == 0 and len(r.taps_g) == 0

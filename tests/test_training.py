@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import math
 import os
 import subprocess
 import sys
@@ -11,10 +12,12 @@ import numpy as np
 import pytest
 import torch
 
-from mmdrfuse import losses, training
+import mmdrfuse.train as training
+from mmdrfuse import losses
 from mmdrfuse.errors import MMDRFuseError
 from mmdrfuse.io import match_stems, read_gray
-from mmdrfuse.patches import PatchConfig, build_patches, epoch_order, shard_ids
+from mmdrfuse.patches import PatchConfig, PatchSet, build_patches, epoch_order, shard_ids
+from mmdrfuse.train import loop
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -66,10 +69,13 @@ def test_config_errors():
         training.load_config("no-such.yaml", "student")
     with pytest.raises(MMDRFuseError, match="trains a teacher"):
         training.load_config(str(training.config_path("smoke", "teacher")), "student")
+    with pytest.raises(MMDRFuseError, match="speed.step must be one of"):
+        training.load_config("smoke", "student", {"speed.step": "turbo"})
 
 
 def test_recipe_hash_ignores_speed_settings():
-    a, b = _cfg(), _cfg(**{"speed.feature_cache_mb": 0, "bank.memory_mb": 1})
+    a, b = _cfg(), _cfg(**{"speed.feature_cache_mb": 0, "bank.memory_mb": 1, "speed.step": "reference",
+                           "speed.tap_cache_mb": 0})
     assert a.recipe_hash() == b.recipe_hash()
     assert a.recipe_hash() != _cfg(**{"optim.lr": 2e-4}).recipe_hash()
 
@@ -97,6 +103,20 @@ def test_random_patches_and_subset(shared_data):
     assert all(0 <= t <= 1024 - 64 and 0 <= l <= 1280 - 64 for _, t, l in a.origin)
 
 
+def test_patches_refuse_mismatched_and_small_pairs(tmp_path):
+    from PIL import Image
+
+    from mmdrfuse.errors import BadInputError
+
+    for sub, size in (("ir", (40, 30)), ("vi", (40, 32))):
+        (tmp_path / sub).mkdir()
+        Image.new("L", size, 128).save(tmp_path / sub / "a.png")
+    with pytest.raises(BadInputError, match="differs from"):
+        build_patches(tmp_path / "ir", tmp_path / "vi", PatchConfig(size=16), progress=False)
+    with pytest.raises(BadInputError, match="smaller than the 64x64 patch size"):
+        build_patches(tmp_path / "ir", tmp_path / "ir", PatchConfig(size=64), progress=False)
+
+
 def test_shards_and_epoch_orders():
     s0, s1 = shard_ids(11, 0, 2), shard_ids(11, 1, 2)
     assert len(s0) == len(s1) == 5 and not set(s0) & set(s1)
@@ -116,7 +136,7 @@ def _one_vgg():
 @pytest.fixture()
 def roots(shared_data, shared_weights, _one_vgg, monkeypatch):
     """Data/weights roots; every run in a test reuses one random VGG (built once per module, it is frozen)."""
-    monkeypatch.setattr(training, "load_vgg", lambda *a, **k: _one_vgg)
+    monkeypatch.setattr(loop, "load_vgg", lambda *a, **k: _one_vgg)
     return {"data_root": str(shared_data), "weights_root": str(shared_weights), "progress": False}
 
 
@@ -209,3 +229,103 @@ def test_ddp_two_processes(tmp_path, shared_data, shared_weights):
     from mmdrfuse.checkpoints import load_model
 
     assert load_model(str(run / "model.pt")).num_params() == 113
+
+
+# ------------------------------------------------------------------------------ fast step == reference step
+class _Float64Patches(PatchSet):
+    def batch(self, ids, device="cpu"):
+        return tuple(t.double() for t in super().batch(ids, device))
+
+
+def _three_trainers(shared_data, shared_weights):
+    """The reference step (fp32), the fast step (fp32) and the reference step in float64 (the value both round), on
+    one network, one set of patches and identical banks; a random VGG-19 in the Caffe convention (so the fast step's
+    folded feature gain is exercised)."""
+    import copy
+
+    from mmdrfuse.refresh import DynamicRefresh
+    from mmdrfuse.train.state import load_teacher
+    from mmdrfuse.vgg import VGGFeatures, _build_layers
+
+    folder = shared_data / "LLVIP" / "train_samples"
+    patches = build_patches(folder / "ir", folder / "vi", PatchConfig(size=32, max_images=2, max_patches=8),
+                            progress=False)
+    torch.manual_seed(3)
+    vgg = VGGFeatures("caffe", _build_layers().state_dict(), "test")
+    teacher = load_teacher("official-teacher", str(shared_weights), torch.device("cpu"))[0]
+    made = {}
+    for name, step in (("reference", "reference"), ("fast", "fast"), ("float64", "reference")):
+        cfg = _cfg(**{"speed.step": step})
+        model = training.build_model(cfg, teacher)
+        refresh = DynamicRefresh(len(patches), (1, 32, 32), "float16", None, None, cfg.loss.refresh_gain,
+                                 cfg.loss.ssim_range, 2**26 if step == "fast" else 0)
+        net_vgg, net_teacher, ps = vgg, teacher, patches
+        if name == "float64":
+            model, net_vgg, net_teacher = model.double(), copy.deepcopy(vgg).double(), copy.deepcopy(teacher).double()
+            ps = _Float64Patches(patches.data, patches.origin)
+            for bank in (refresh.bank_s, refresh.bank_g):
+                bank._decode = lambda a: torch.from_numpy(np.asarray(a, dtype=np.float64))
+        tr = training.Trainer(cfg, model, net_vgg, ps, net_teacher, refresh, torch.device("cpu"))
+        tr.net = training.FeatureNet(model)
+        made[name] = tr
+    return made, patches
+
+
+def _grads(model) -> torch.Tensor:
+    return torch.cat([p.grad.double().flatten() for p in model.parameters()])
+
+
+def test_fast_step_equals_reference_step(shared_data, shared_weights):
+    """From the same state, every loss term and refresh scalar of the fast step is within 1e-5 (relative) of the
+    reference step's, the refresh decisions agree, and its gradient is as close to the float64 gradient as the
+    reference's (at most twice as far): float32 rounding alone puts 1e-6..1e-5 relative error into the reference's
+    gradient here, while the two float32 steps differ by ~1e-7. Covers steps with refresh terms, rewritten slots, and
+    partial hits of the target, teacher and tap caches."""
+    trs, patches = _three_trainers(shared_data, shared_weights)
+    ref, fast, f64 = trs["reference"], trs["fast"], trs["float64"]
+    for tr in trs.values():  # epoch 0 fills the banks
+        for ids in ([0, 1, 2, 3], [4, 5, 6, 7]):
+            tr.step(np.array(ids), 0)
+    ir, vis = patches.batch(np.arange(8))
+    noise = torch.rand(4, 1, 32, 32, generator=torch.Generator().manual_seed(7))
+    stored = torch.cat([0.5 * (ir[:4] + vis[:4]), noise])  # 0-3 better than the network's outputs, 4-7 worse
+    for tr in trs.values():
+        st = tr.refresh.state()
+        for key in ("s", "g"):
+            st[key]["data"][:] = stored.numpy().astype(np.float16)
+        tr.refresh.load_state(st)
+    schedule = [([0, 1, 2, 3], 1), ([4, 5, 6, 7], 1), ([2, 3, 4, 5], 1), ([0, 1, 2, 3], 2), ([6, 7, 0, 1], 2)]
+    threads = torch.get_num_threads()
+    active = updated = 0
+    for ids, epoch in schedule:
+        out = {}
+        for name, tr in trs.items():
+            tr.model.zero_grad(set_to_none=True)
+            res = tr.step(np.array(ids), epoch)
+            tr.backward(res)
+            out[name] = res
+        a, b = out["reference"], out["fast"]
+        assert a.terms.keys() == b.terms.keys()
+        for k in a.terms:
+            assert abs(a.terms[k] - b.terms[k]) <= 1e-5 * abs(a.terms[k]) + 1e-12, (ids, k, a.terms[k], b.terms[k])
+        ra, rb, r64 = a.refresh, b.refresh, out["float64"].refresh
+        assert (ra.filled, ra.updated_s, ra.updated_g) == (rb.filled, rb.updated_s, rb.updated_g) \
+            == (r64.filled, r64.updated_s, r64.updated_g)
+        for k in ("s_cur", "s_bs", "g_cur", "g_bg", "loss_s", "loss_g"):
+            x, y = getattr(ra, k), getattr(rb, k)
+            assert (math.isnan(x) and math.isnan(y)) or abs(x - y) <= 1e-5 * abs(x) + 1e-12, (ids, k, x, y)
+        active += int(a.terms["ref"] != 0)
+        updated += int(ra.updated_s or ra.updated_g)
+        g_ref, g_fast, g64 = _grads(ref.model), _grads(fast.model), _grads(f64.model)
+        err_ref, err_fast = (g_ref - g64).norm(), (g_fast - g64).norm()
+        assert err_fast <= 2 * err_ref + 1e-6 * g64.norm(), (ids, float(err_fast), float(err_ref), float(g64.norm()))
+        with torch.no_grad():  # one SGD step, the same for all three: the next step starts from one state again
+            for p_ref, p_fast, p64 in zip(ref.model.parameters(), fast.model.parameters(), f64.model.parameters()):
+                p_ref -= 0.05 * p_ref.grad
+                p_fast.copy_(p_ref)
+                p64.copy_(p_ref)
+        f64.refresh.load_state(ref.refresh.state())  # float64 keeps the reference's stored outputs
+    assert active >= 3 and updated >= 1
+    assert torch.get_num_threads() == threads  # the fast step's one-thread scope is undone after step and backward
+    assert fast.refresh.taps_s.hits > 0 and fast.refresh.taps_g.hits > 0  # the tap cache was used
+    assert fast.feat_cache.hits > 0 and fast.teacher_cache.hits > 0

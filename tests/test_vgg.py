@@ -129,3 +129,58 @@ def test_taps_and_depth():
     assert all(not p.requires_grad for p in m.parameters())
     m.train()
     assert not m.training
+
+
+# ------------------------------------------------------------------------------------------------- FusedVGG
+def _backbone(kind: str) -> V.VGGFeatures:
+    """A seeded random VGG-19 under ``kind``'s input convention (caffe: input scaling and the feature gain)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(1)
+        state = V._build_layers().state_dict()
+    return V.VGGFeatures(kind, state, "test")
+
+
+def _taps_and_input_grad(net, x: torch.Tensor, target: list[torch.Tensor]):
+    o = x.clone().requires_grad_(True)
+    taps = net(o, 5)
+    loss = sum(((t - g) ** 2).mean() for t, g in zip(taps, target))
+    loss.backward()
+    return [t.detach() for t in taps], o.grad
+
+
+@pytest.mark.parametrize("kind", ["random", "caffe"])
+@pytest.mark.parametrize("mkldnn", [True, False])
+def test_fused_vgg_equals_plain(kind, mkldnn, monkeypatch):
+    """Same taps (float32 rounding) and input gradients; channels-last outputs; oneDNN and fallback paths."""
+    if not mkldnn:
+        monkeypatch.setattr(torch.backends.mkldnn, "is_available", lambda: False)
+    plain = _backbone(kind)
+    fused = plain.fused()
+    g = torch.Generator().manual_seed(2)
+    x = torch.rand(3, 1, 32, 32, generator=g)
+    with torch.no_grad():
+        target = [0.9 * t for t in plain(torch.rand(3, 1, 32, 32, generator=g), 5)]
+    taps_p, grad_p = _taps_and_input_grad(plain, x, target)
+    taps_f, grad_f = _taps_and_input_grad(fused, x, target)
+    for a, b in zip(taps_p, taps_f):
+        assert b.is_contiguous(memory_format=torch.channels_last)
+        assert (a - b).abs().max() <= 1e-5 * a.abs().max()
+    assert (grad_f - grad_p).norm() <= 1e-4 * grad_p.norm()
+    with torch.no_grad():
+        for depth in range(1, 6):
+            got = fused(x, depth)
+            assert len(got) == depth and all(torch.allclose(a, b, rtol=0, atol=1e-5 * float(a.abs().max()))
+                                             for a, b in zip(taps_p, got))
+
+
+def test_fused_vgg_is_a_frozen_copy():
+    plain = _backbone("random")
+    fused = plain.fused()
+    x = torch.rand(1, 1, 16, 16)
+    before = [t.clone() for t in fused(x, 2)]
+    with torch.no_grad():
+        plain.features[0].weight.zero_()  # the source changes: the fused copy does not
+    assert all(torch.equal(a, b) for a, b in zip(before, fused(x, 2)))
+    assert not fused.train().training and not list(fused.parameters())
+    with pytest.raises(ValueError, match="depth"):
+        fused(x, 6)
