@@ -19,6 +19,7 @@ from mmdrfuse.atomic import check_out_dir, remove_stale_temps
 from mmdrfuse.errors import BadInputError, MMDRFuseError
 from mmdrfuse.fusion import _MIN_SIDE, MMDRFuseMethod, check_device, check_min_size, get_method
 from mmdrfuse.lock import WorkLock
+from mmdrfuse.native import num_threads
 
 
 @dataclass
@@ -139,8 +140,11 @@ def fuse_pairs(pairs, out_dir: str | os.PathLike, method, *, color: bool = False
     out_dir.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(out_dir)
     workers = max(1, workers or torch.get_num_threads())
+    # a method may ask for fewer intra-op threads (torch's, process-wide, restored after) while the pipeline's
+    # readers and writers use the other cores (see MMDRFuseMethod.pipeline_threads for the measurement)
     with tqdm(total=len(todo), desc=desc, unit="pair", disable=not progress, file=sys.stderr) as bar, \
-            ThreadPoolExecutor(workers, thread_name_prefix="fuse-io") as pool:
+            ThreadPoolExecutor(workers, thread_name_prefix="fuse-io") as pool, \
+            num_threads(getattr(method, "pipeline_threads", None)):
         run = _Pipeline(pool, method, summary, bar, color, skip_bad, batch_size, 2 * workers + batch_size, locks)
         while todo:
             held = run(todo)

@@ -11,6 +11,7 @@ every kernel off (the callers then take their plain torch paths).
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import hashlib
 import os
@@ -189,3 +190,17 @@ class Kernel:
         if not self._warned and self.error is not None:
             self._warned = True
             warnings.warn(f"{what}: {self.error.splitlines()[0]}", RuntimeWarning, stacklevel=3)
+
+
+@contextlib.contextmanager
+def num_threads(n: int | None):
+    """Run the block with ``n`` intra-op threads (None: unchanged), then restore the process's setting."""
+    before = torch.get_num_threads()
+    if n is None or n == before:
+        yield
+        return
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

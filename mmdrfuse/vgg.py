@@ -32,7 +32,6 @@ weights and metrics) may still differ from a torchvision-backbone run; docs/trai
 """
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import logging
 import os
@@ -43,6 +42,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mmdrfuse.errors import MMDRFuseError
+from mmdrfuse.native import num_threads
 
 log = logging.getLogger(__name__)
 
@@ -140,18 +140,6 @@ class VGGFeatures(nn.Module):
         return FusedVGG(self)
 
 
-@contextlib.contextmanager
-def num_threads(n: int | None):
-    """Run the block with ``n`` intra-op threads (None: unchanged), then restore the process's setting."""
-    before = torch.get_num_threads()
-    if n is None or n == before:
-        yield
-        return
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 class _ConvReLU(torch.autograd.Function):

@@ -19,7 +19,8 @@ from mmdrfuse.patches import PatchSet
 from mmdrfuse.refresh import DynamicRefresh, RefreshResult
 from mmdrfuse.rowcache import RowCache
 from mmdrfuse.train.config import TrainConfig
-from mmdrfuse.vgg import VGGFeatures, num_threads
+from mmdrfuse.native import num_threads
+from mmdrfuse.vgg import VGGFeatures
 
 
 # ------------------------------------------------------------------------------------------- the loss terms
