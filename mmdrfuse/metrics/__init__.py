@@ -114,18 +114,24 @@ def get(name: str) -> MetricSpec:
     raise UnknownMetricError(msg + f" (available: {', '.join(METRICS)})")
 
 
-def resolve(names: Iterable[str] | None) -> list[str]:
-    """Validate a list of names (None -> :data:`DEFAULT_METRICS`), keeping order and dropping duplicates."""
+def resolve_names(names: Iterable[str] | None, default: Iterable[str], lookup: Callable[[str], object]) -> list[str]:
+    """Validate names with ``lookup`` (which raises on an unknown one); None -> ``default``; order kept, duplicates
+    dropped. Shared by both conventions."""
     if names is None:
-        return list(DEFAULT_METRICS)
+        return list(default)
     out: list[str] = []
     for n in names:
-        get(n)
+        lookup(n)
         if n not in out:
             out.append(n)
     if not out:
         raise ValueError("no metric names given")
     return out
+
+
+def resolve(names: Iterable[str] | None) -> list[str]:
+    """Validate a list of names (None -> :data:`DEFAULT_METRICS`), keeping order and dropping duplicates."""
+    return resolve_names(names, DEFAULT_METRICS, get)
 
 
 def min_size(names: Iterable[str] | None = None) -> int:

@@ -159,16 +159,9 @@ def get(name: str) -> VifbMetric:
 
 def resolve(names: Iterable[str] | None) -> list[str]:
     """Validate VIFB names (None -> all 13 in VIFB's order), keeping order and dropping duplicates."""
-    if names is None:
-        return list(NAMES)
-    out: list[str] = []
-    for n in names:
-        get(n)
-        if n not in out:
-            out.append(n)
-    if not out:
-        raise ValueError("no metric names given")
-    return out
+    from mmdrfuse.metrics import resolve_names
+
+    return resolve_names(names, NAMES, get)
 
 
 def min_size(names: Iterable[str] | None = None) -> int:
