@@ -1,13 +1,13 @@
 """Shared machinery of the compared methods: specs, the FusionMethod interface, weights, MAC counting.
 
-Conventions (the suite's core conventions, ``mmdrfuse.io``):
+Conventions (the suite's core conventions, ``mmdrfuse.images``):
 
 - ``fuse(ir, vis)`` takes N x 1 x H x W float gray images in [0, 1] (IR or MRI first) and returns the fused image
   as float in [0, 1] *after* the method's own output convention (TarDAL's clip, MUFusion's per-image bytescale,
   LRRNet's min-max, ...) and *before* 8-bit quantisation. ``to_uint8(fused)`` applies the original's rounding or
   truncation and returns an H x W uint8 array.
 - Colour is handled by the caller: fuse the Y channel of the visible / PET / SPECT image and recombine its CbCr
-  (``mmdrfuse.io.read_ycbcr`` + ``recombine_color``). No method here recombines colour itself.
+  (``mmdrfuse.images.read_ycbcr`` + ``recombine_color``). No method here recombines colour itself.
 - ``preprocess(ir_path, vis_path)`` reads a pair the way the original code does (OpenCV gray, resizing, ...);
   the default is the core's reading (PIL ``convert("L")`` / 255).
 - ``num_params()`` = sum of ``numel`` over ``parameters()`` (MMDRFuse Table 3), ``size_kb()`` = params x bytes /
@@ -151,7 +151,7 @@ def did_you_mean(name: str, choices: Iterable[str], what: str = "method") -> MMD
 # -------------------------------------------------------------------------------------------- reading quirks
 def read_pil_gray(path: str | os.PathLike) -> torch.Tensor:
     """The core convention (PIL ``L`` / 255), also scipy.misc.imread(mode='L') as MUFusion reads."""
-    from mmdrfuse.io import read_gray
+    from mmdrfuse.images import read_gray
 
     return read_gray(path)
 

@@ -3,7 +3,7 @@
 Parameters follow ../shared/BASELINES.md section 8 (the authors' MATLAB code as collected in VIFB, and Liu, Liu &
 Wang's toolbox for LP/DWT). Every function takes two gray tensors N x 1 x H x W in [0, 1] and returns the fused
 image in [0, 1] (clipped). Colour is the caller's job: fuse the Y channel of the visible/PET/SPECT image, then
-recombine its CbCr (``mmdrfuse.io.read_ycbcr`` / ``recombine_color``).
+recombine its CbCr (``mmdrfuse.images.read_ycbcr`` / ``recombine_color``).
 
 All rules are vectorised: box filters use integral images, windowed rules loop over window *offsets* (121 for CBF's
 11 x 11), never over pixels. They compute in float64 on the input's device (DWT uses PyWavelets on the CPU).

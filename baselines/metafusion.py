@@ -85,7 +85,7 @@ class MetaFusion(LearnedMethod):
 
     def preprocess(self, ir_path, vis_path):
         """PIL bilinear resize of both images to 512 x 384; IR as ``L``, visible as RGB (N x 3), both / 255."""
-        from mmdrfuse.io import read_pil
+        from mmdrfuse.images import read_pil
 
         ir = read_pil(ir_path).resize(SIZE_WH, resample=2).convert("L")  # 2 = BILINEAR
         vis = read_pil(vis_path).resize(SIZE_WH, resample=2).convert("RGB")

@@ -27,7 +27,7 @@ from typing import Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from mmdrfuse import io as mio
+from mmdrfuse import images
 from mmdrfuse.atomic import write_json, write_text
 from mmdrfuse.errors import MMDRFuseError
 
@@ -35,7 +35,7 @@ CACHE_VERSION = 1
 
 # Source files whose code decides the fused images of a method kind / the metric values: their hash is part of the
 # cache keys, so a change in that code never reuses stale images or metrics.
-MMDRFUSE_CODE = ("mmdrfuse.models", "mmdrfuse.fast", "mmdrfuse.fusion", "mmdrfuse.folders", "mmdrfuse.io")
+MMDRFUSE_CODE = ("mmdrfuse.models", "mmdrfuse.fast", "mmdrfuse.fusion", "mmdrfuse.folders", "mmdrfuse.images")
 BASELINES_CODE = ("baselines",)
 METRICS_CODE = ("mmdrfuse.metrics",)
 
@@ -208,16 +208,16 @@ class FusedCache:
         return self.root / _safe(run.method) / run.slug / _safe(dataset)
 
     @staticmethod
-    def select(located, max_pairs: int | None = None) -> list[mio.Pair]:
+    def select(located, max_pairs: int | None = None) -> list[images.Pair]:
         """The pairs of a data set sorted by stem; with ``max_pairs``, that many evenly spaced ones (first and last
         included), the same every time."""
-        pairs = mio.match_stems(located.ir_dir, located.vis_dir, skip_bad=True, skipped=[])
+        pairs = images.match_stems(located.ir_dir, located.vis_dir, skip_bad=True, skipped=[])
         if not max_pairs or max_pairs >= len(pairs):
             return pairs
         idx = sorted({int(round(i)) for i in np.linspace(0, len(pairs) - 1, int(max_pairs))})
         return [pairs[i] for i in idx]
 
-    def ensure(self, run: MethodRun, located, pairs: Sequence[mio.Pair] | None = None) -> CacheEntry:
+    def ensure(self, run: MethodRun, located, pairs: Sequence[images.Pair] | None = None) -> CacheEntry:
         """Fuse the pairs not yet in the cache; return the folder and the stems it now covers.
 
         Several processes may fill one folder at once: each pair is fused by the process holding its lock file
@@ -248,7 +248,7 @@ class FusedCache:
                           "vis_dir": str(located.vis_dir), "note": run.note,
                           "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
 
-    def metrics(self, run: MethodRun, located, pairs: Sequence[mio.Pair], metrics: Sequence[str],
+    def metrics(self, run: MethodRun, located, pairs: Sequence[images.Pair], metrics: Sequence[str],
                 evaluator: Callable | None = None, chunk: int = 16) -> pd.DataFrame:
         """Per-image metrics (columns ``stem`` + metrics) for ``pairs``, computing only what is not cached.
 
@@ -288,7 +288,7 @@ class FusedCache:
         return out[["stem", *metrics]]
 
 
-def default_evaluator(fused_dir: Path, pairs: Sequence[mio.Pair], metrics: Sequence[str], progress: bool = True,
+def default_evaluator(fused_dir: Path, pairs: Sequence[images.Pair], metrics: Sequence[str], progress: bool = True,
                       desc: str = "metrics") -> pd.DataFrame:
     """Per-image metrics with the suite's evaluator: the paper's reading convention
     (:func:`mmdrfuse.metrics.reading.read_eval_gray`) and :func:`mmdrfuse.metrics.compute_all`."""

@@ -123,7 +123,7 @@ def fig8_subtitle(detection: pd.DataFrame) -> str:
 
 # ---------------------------------------------------------------------------------------------------- harness
 def _fused_file(folder: Path, stem: str) -> Path | None:
-    from mmdrfuse.io import list_images
+    from mmdrfuse.images import list_images
 
     return list_images(folder).get(stem)
 
@@ -142,7 +142,7 @@ def _qualitative_inputs(ctx: Context, dataset: str, entries, log, preferred: str
     With the harness cache the stem is chosen among the pairs the tables fuse anyway (so nothing big is re-fused) and
     only that one pair is fused for a method that lacks it; otherwise ``ctx.fused_dir(method, dataset)``."""
     from mmdrfuse import data as dataregistry
-    from mmdrfuse.io import list_images
+    from mmdrfuse.images import list_images
 
     loc = dataregistry.find(dataset, ctx.data_root)
     if loc is None:
@@ -233,7 +233,7 @@ def _qualitative_plan(ctx: Context) -> dict[str, tuple[str, str | None]]:
     if not ctx.synthetic:
         return {f: (d, None) for f, d in QUALITATIVE.items()}
     from mmdrfuse import data as dataregistry
-    from mmdrfuse.io import list_images
+    from mmdrfuse.images import list_images
 
     loc = dataregistry.find("DEMO", ctx.data_root)
     stems = sorted(list_images(loc.ir_dir)) if loc else []
@@ -243,7 +243,7 @@ def _qualitative_plan(ctx: Context) -> dict[str, tuple[str, str | None]]:
 def _qualitative_figure(ctx: Context, fig_name: str, dataset: str, entries, preferred: str | None, fig_dir: Path,
                         ir_shown: dict[str, Path]) -> list[Path]:
     """One of Figs. 5-7; records the IR image it shows in ``ir_shown``."""
-    from mmdrfuse.io import list_images
+    from mmdrfuse.images import list_images
 
     if not entries:
         raise MMDRFuseError("no fusion method can run")
@@ -262,7 +262,7 @@ def _fig3_from_source(ctx: Context, src: Path | None, fig_dir: Path) -> list[Pat
     """Fig. 3 of ``src`` (Fig. 5's IR image), else of the middle MSRS IR image."""
     if src is None:
         from mmdrfuse import data as dataregistry
-        from mmdrfuse.io import list_images
+        from mmdrfuse.images import list_images
 
         loc = dataregistry.find("MSRS", ctx.data_root)
         if loc is None:

@@ -90,7 +90,7 @@ def fig1_left(table3: pd.DataFrame, table4: pd.DataFrame, out_stem: str | os.Pat
 
 # ---------------------------------------------------------------------------------------------------- figs 5-7
 def _rgb(path: str | os.PathLike) -> np.ndarray:
-    from mmdrfuse.io import read_pil
+    from mmdrfuse.images import read_pil
 
     img = read_pil(path)
     return np.asarray(img.convert("RGB"), dtype=np.uint8)
@@ -199,7 +199,7 @@ def fig3_vgg_features(image_path: str | os.PathLike, out_stem: str | os.PathLike
     """
     import torch
 
-    from mmdrfuse.io import read_gray
+    from mmdrfuse.images import read_gray
 
     x = read_gray(image_path)
     h, w = x.shape[-2:]

@@ -185,7 +185,7 @@ def numpy_direct(f: np.ndarray, a: np.ndarray, b: np.ndarray) -> dict[str, float
 def _prepare_dataset(root: Path, fused: Path | None, tmp: Path, quiet: bool) -> dict | None:
     """The MSRS test folders, a fused folder (written to ``tmp`` as round((A + B) / 2) unless given; not timed) and
     all triples in memory for the compute-only row."""
-    from mmdrfuse.io import match_stems
+    from mmdrfuse.images import match_stems
     from mmdrfuse.metrics.reading import read_eval_gray
 
     ir, vi = root / "MSRS" / "test" / "ir", root / "MSRS" / "test" / "vi"
@@ -204,7 +204,7 @@ def _prepare_dataset(root: Path, fused: Path | None, tmp: Path, quiet: bool) -> 
 
 def _mean_folder(ir: Path, vi: Path, out: Path) -> Path:
     """``out`` filled with round((A + B) / 2) of every pair (a stand-in fused folder)."""
-    from mmdrfuse.io import match_stems, save_image
+    from mmdrfuse.images import match_stems, save_image
     from mmdrfuse.metrics.reading import read_eval_gray
 
     out.mkdir(parents=True, exist_ok=True)
@@ -242,7 +242,7 @@ def _dataset_rows(prep: dict, threads: int, quiet: bool) -> list[dict]:
 # ----------------------------------------------------------------------------------------------- whole process
 def _subset(fused: Path, ir: Path, vi: Path, n: int | None, tmp: Path) -> tuple[Path, Path, Path, int]:
     """The three folders, or (``n``) folders of links to their first ``n`` pairs by stem; and the pair count."""
-    from mmdrfuse.io import match_stems
+    from mmdrfuse.images import match_stems
 
     pairs = match_stems(fused, ir, vi)
     if n is None or n >= len(pairs):

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
-from mmdrfuse.io import match_stems
+from mmdrfuse.images import match_stems
 
 
 @dataclass

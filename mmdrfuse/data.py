@@ -188,7 +188,7 @@ class Located:
         return None
 
 
-# The same as mmdrfuse.io.IMAGE_EXTENSIONS (a test checks), repeated so that listing data does not import torch.
+# The same as mmdrfuse.images.IMAGE_EXTENSIONS (a test checks), repeated so that listing data does not import torch.
 _IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
 

@@ -166,7 +166,7 @@ def write_demo(root: str | os.PathLike, n_pairs: int = DEFAULT_PAIRS, height: in
     ``root/DEMO/labels/<stem>.txt`` (atomic writes; existing identical files kept). Returns ``root/DEMO``.
     """
     from mmdrfuse.atomic import write_text
-    from mmdrfuse.io import save_image
+    from mmdrfuse.images import save_image
 
     out = Path(root) / FOLDER
     for i in range(n_pairs):

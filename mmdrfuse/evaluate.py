@@ -34,7 +34,7 @@ import torch
 from mmdrfuse import metrics as M
 from mmdrfuse.atomic import atomic_path
 from mmdrfuse.errors import BadInputError, MMDRFuseError
-from mmdrfuse.io import Pair, match_stems
+from mmdrfuse.images import Pair, match_stems
 from mmdrfuse.metrics import _native
 from mmdrfuse.metrics._context import Batch
 from mmdrfuse.metrics.reading import CONVENTIONS, read_eval_gray_u8
@@ -52,7 +52,7 @@ EVAL_BYTES_PER_PIXEL = 64
 def _read_triple_u8(pair: Pair, convention: str) -> np.ndarray:
     """Read (fused, ir, vis) of one pair as a 3 x H x W uint8 array; BadInputError on unreadable or mismatched, and on
     an image too large for the memory available (checked from its header, before decoding)."""
-    from mmdrfuse.io import check_pixels, image_size
+    from mmdrfuse.images import check_pixels, image_size
 
     check_pixels(pair.paths[0], *image_size(pair.paths[0]), EVAL_BYTES_PER_PIXEL)
     imgs = [read_eval_gray_u8(p, convention) for p in pair.paths]

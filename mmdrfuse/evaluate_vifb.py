@@ -16,7 +16,7 @@ from typing import Iterable, Iterator
 import torch
 
 from mmdrfuse.errors import BadInputError
-from mmdrfuse.io import Pair, match_stems
+from mmdrfuse.images import Pair, match_stems
 from mmdrfuse.metrics import vifb
 
 

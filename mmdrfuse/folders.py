@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from mmdrfuse import io as mio
+from mmdrfuse import images
 from mmdrfuse.atomic import check_out_dir, remove_stale_temps
 from mmdrfuse.errors import BadInputError, MMDRFuseError
 from mmdrfuse.fusion import _MIN_SIDE, MMDRFuseMethod, check_device, check_min_size, get_method
@@ -56,7 +56,7 @@ def check_folders(out_dir, *inputs) -> None:
     check_out_dir(out_dir)
 
 
-def _load_item(pair: mio.Pair, color: bool, method=None):
+def _load_item(pair: images.Pair, color: bool, method=None):
     """Read one pair; a method with its own reading quirk (``preprocess(ir_path, vis_path)``) reads gray pairs itself.
 
     Runs in a reader thread; every failure a file can cause comes back as :class:`BadInputError`."""
@@ -66,8 +66,8 @@ def _load_item(pair: mio.Pair, color: bool, method=None):
             ir, vis = reader(pair.ir, pair.vis)
             cbcr = None
         else:
-            ir = mio.read_gray(pair.ir)
-            vis, cbcr = mio.read_ycbcr(pair.vis) if color else (mio.read_gray(pair.vis), None)
+            ir = images.read_gray(pair.ir)
+            vis, cbcr = images.read_ycbcr(pair.vis) if color else (images.read_gray(pair.vis), None)
     except MemoryError:
         raise BadInputError(f"{pair.ir}: not enough memory to read this pair", str(pair.ir)) from None
     if ir.shape != vis.shape:
@@ -79,7 +79,7 @@ def _load_item(pair: mio.Pair, color: bool, method=None):
 
 def _write_item(method, out: torch.Tensor, target: Path, cbcr, color: bool) -> Path:
     y8 = method.to_uint8(out)
-    mio.save_image(target, mio.recombine_color(y8, cbcr) if (color and cbcr is not None) else y8)
+    images.save_image(target, images.recombine_color(y8, cbcr) if (color and cbcr is not None) else y8)
     return target
 
 
@@ -99,7 +99,7 @@ def fuse_folder(ir_dir: str | os.PathLike, vis_dir: str | os.PathLike, out_dir: 
         method = MMDRFuseMethod(model, save=save) if model is not None else get_method(
             "mmdrfuse", weights=weights, weights_root=weights_root, device=device, save=save)
     skipped: list[str] = []
-    pairs = mio.match_stems(ir_dir, vis_dir, skip_bad=skip_bad, skipped=skipped)
+    pairs = images.match_stems(ir_dir, vis_dir, skip_bad=skip_bad, skipped=skipped)
     return fuse_pairs(pairs, out_dir, method, color=color, skip_bad=skip_bad, overwrite=overwrite,
                       batch_size=batch_size, progress=progress, ext=ext, workers=workers, skipped=skipped,
                       desc=f"fuse {Path(ir_dir).parent.name or ir_dir}")
@@ -109,7 +109,7 @@ def fuse_pairs(pairs, out_dir: str | os.PathLike, method, *, color: bool = False
                overwrite: bool = False, batch_size: int = 1, progress: bool = True, ext: str = ".png",
                workers: int | None = None, locks: bool = False, skipped: list[str] | None = None,
                desc: str = "fuse") -> FuseSummary:
-    """Fuse ``pairs`` (:class:`mmdrfuse.io.Pair`) with ``method`` into ``out_dir/<stem><ext>``: the one fusing loop
+    """Fuse ``pairs`` (:class:`mmdrfuse.images.Pair`) with ``method`` into ``out_dir/<stem><ext>``: the one fusing loop
     of the suite (the ``fuse`` command, the tables' image cache and the ablations all come here).
 
     Existing outputs are kept unless ``overwrite`` (an interrupted run resumes); temp files left by a killed earlier
@@ -281,7 +281,7 @@ def add_arguments(p) -> None:
                    help="named weights (official-student, official-teacher, mmdrfuse-cpu, ...) or a checkpoint path")
     p.add_argument("--weights-root", default=None, help="folder with official/*.model (default: $MMDRFUSE_WEIGHTS)")
     p.add_argument("--color", action="store_true", help="fuse the visible image's Y channel and keep its colour")
-    p.add_argument("--save", choices=mio.SAVE_MODES, default="minmax",
+    p.add_argument("--save", choices=images.SAVE_MODES, default="minmax",
                    help="output scaling: minmax (the paper's, per-image) or clamp to [0, 1]")
     p.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
     p.add_argument("--batch-size", type=int, default=1, help="pairs per forward pass (equal sizes are batched)")

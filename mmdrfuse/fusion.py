@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from mmdrfuse import io as mio
+from mmdrfuse import images
 from mmdrfuse.errors import BadInputError, MMDRFuseError, NonFiniteError
 
 
@@ -30,8 +30,8 @@ class MMDRFuseMethod:
     pipeline_threads: int | None = None
 
     def __init__(self, model: torch.nn.Module, save: str = "minmax", fast: bool = True, info: dict | None = None):
-        if save not in mio.SAVE_MODES:
-            raise MMDRFuseError(f"unknown --save {save!r}; expected one of {', '.join(mio.SAVE_MODES)}")
+        if save not in images.SAVE_MODES:
+            raise MMDRFuseError(f"unknown --save {save!r}; expected one of {', '.join(images.SAVE_MODES)}")
         bad = [n for n, t in model.state_dict().items() if t.is_floating_point() and not torch.isfinite(t).all()]
         if bad:
             raise NonFiniteError(f"the model's weights hold NaN or inf values ({', '.join(bad[:3])}); "
@@ -63,11 +63,11 @@ class MMDRFuseMethod:
 
     @torch.inference_mode()
     def fuse(self, ir: torch.Tensor, vis: torch.Tensor) -> torch.Tensor:
-        x = mio.stack_inputs(ir, vis).to(self.device, torch.float32)
+        x = images.stack_inputs(ir, vis).to(self.device, torch.float32)
         return self._forward(x)
 
     def to_uint8(self, out: torch.Tensor) -> np.ndarray:
-        return mio.to_uint8(out, self.save)
+        return images.to_uint8(out, self.save)
 
 
 def get_method(method: str = "mmdrfuse", *, weights: str | os.PathLike = "official-student",
@@ -108,7 +108,7 @@ def _as_gray_tensor(x, role: str, color: bool = False) -> tuple[torch.Tensor, np
     otherwise it is made gray with PIL's ``convert("L")``, exactly as files are read.
     """
     if isinstance(x, (str, os.PathLike)):
-        arr = mio.read_array(x)
+        arr = images.read_array(x)
     elif isinstance(x, Image.Image):
         arr = np.asarray(x if x.mode in ("L", "RGB") else x.convert("RGB"), np.uint8)
     elif isinstance(x, (np.ndarray, torch.Tensor)):
@@ -126,8 +126,8 @@ def _as_gray_tensor(x, role: str, color: bool = False) -> tuple[torch.Tensor, np
     else:
         raise BadInputError(f"cannot read {role} input of type {type(x).__name__}")
     if color:
-        return mio.split_ycbcr(arr)
-    return mio.u8_to_tensor(mio.gray_u8(arr)), None
+        return images.split_ycbcr(arr)
+    return images.u8_to_tensor(images.gray_u8(arr)), None
 
 
 _MIN_SIDE = 2  # the student's reflection padding needs two pixels per side
@@ -186,4 +186,4 @@ def fuse_pair(ir, vis, *, method=None, weights: str | os.PathLike = "official-st
         raise BadInputError(f"size mismatch: ir {tuple(a.shape[-2:])} vs vis {tuple(b.shape[-2:])}")
     check_min_size(a.shape, "input")
     y8 = m.to_uint8(m.fuse(a, b))
-    return np.asarray(mio.recombine_color(y8, cbcr)) if (color and cbcr is not None) else y8
+    return np.asarray(images.recombine_color(y8, cbcr)) if (color and cbcr is not None) else y8

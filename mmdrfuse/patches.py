@@ -2,7 +2,7 @@
 
 The authors cut every LLVIP training pair into a non-overlapping 128 x 128 grid (8 x 10 = 80 patches per 1280 x 1024
 image, 16,000 in all); the paper calls them "randomly cropped". Both are offered (``mode: grid | random``). Images are
-read as gray exactly as for fusion (PIL ``"L"``: :func:`mmdrfuse.io.read_gray` before its /255) and kept as uint8, so
+read as gray exactly as for fusion (PIL ``"L"``: :func:`mmdrfuse.images.read_gray` before its /255) and kept as uint8, so
 a batch (/255 then) is bit-identical to reading the patch files the authors wrote. Patch ids are 0..N-1 in (image
 stem, row, column) order for the grid, (image stem, draw) order for random crops.
 """
@@ -16,7 +16,7 @@ import torch
 from tqdm import tqdm
 
 from mmdrfuse.errors import BadInputError
-from mmdrfuse.io import gray_u8, match_stems, read_array
+from mmdrfuse.images import gray_u8, match_stems, read_array
 
 PATCH_MODES = ("grid", "random")
 
@@ -55,7 +55,7 @@ class PatchSet:
 
 
 def _read_u8_pair(ir_path, vis_path) -> np.ndarray:
-    """The pair as uint8 2 x H x W gray (IR first): the bytes behind :func:`mmdrfuse.io.read_pair`'s ``u8 / 255``."""
+    """The pair as uint8 2 x H x W gray (IR first): the bytes behind :func:`mmdrfuse.images.read_pair`'s ``u8 / 255``."""
     ir, vis = gray_u8(read_array(ir_path)), gray_u8(read_array(vis_path))
     if ir.shape != vis.shape:
         raise BadInputError(f"{vis_path}: size {tuple(vis.shape)} differs from {ir_path} {tuple(ir.shape)}; "

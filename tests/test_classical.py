@@ -29,7 +29,7 @@ def smooth_pair(h=48, w=40, seed=0):
 
 @pytest.fixture(scope="module")
 def real_pair(shared_data):
-    from mmdrfuse.io import read_gray
+    from mmdrfuse.images import read_gray
 
     ir_dir, vis_dir = shared_data / "MSRS/test/ir", shared_data / "MSRS/test/vi"
     stem = sorted(p.name for p in ir_dir.iterdir())[0]
@@ -111,7 +111,7 @@ def test_colour_recombination_via_y():
     colour image comes back (up to YCbCr rounding)."""
     from PIL import Image
 
-    from mmdrfuse.io import recombine_color
+    from mmdrfuse.images import recombine_color
 
     rng = np.random.default_rng(1)
     rgb = (ndimage.gaussian_filter(rng.random((30, 40, 3)), (2, 2, 0)) * 255).astype(np.uint8)

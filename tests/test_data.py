@@ -59,9 +59,9 @@ def test_names_aliases_and_did_you_mean():
 
 
 def test_image_extensions_agree_with_io():
-    from mmdrfuse import io as mio
+    from mmdrfuse import images
 
-    assert data._IMAGE_EXTENSIONS == mio.IMAGE_EXTENSIONS
+    assert data._IMAGE_EXTENSIONS == images.IMAGE_EXTENSIONS
 
 
 def test_paper_counts_and_layouts():

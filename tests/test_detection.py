@@ -422,7 +422,7 @@ class _FakeCache:
         self.root, self.fused = root, []
 
     def select(self, loc, max_pairs=None):
-        from mmdrfuse.io import match_stems
+        from mmdrfuse.images import match_stems
         return match_stems(loc.ir_dir, loc.vis_dir)
 
     def ensure(self, run, loc, pairs):

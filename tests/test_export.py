@@ -76,13 +76,13 @@ def test_rejects_teacher_and_old_opset():
 
 
 def test_official_student_on_real_pair(tmp_path, shared_data, shared_weights):
-    from mmdrfuse import io as mio
+    from mmdrfuse import images
 
     m = Student().eval()
     m.load_state_dict(torch.load(shared_weights / "official" / "student.model", map_location="cpu"))
     ir_dir = shared_data / "LLVIP" / "test_samples" / "ir"
     ir_path = sorted(ir_dir.iterdir())[0]
-    ir, vis = mio.read_pair(ir_path, ir_dir.parent / "vi" / ir_path.name)
+    ir, vis = images.read_pair(ir_path, ir_dir.parent / "vi" / ir_path.name)
     x = torch.cat([ir, vis], 1)
     with torch.no_grad():
         ref = m(x)

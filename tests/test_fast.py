@@ -96,17 +96,17 @@ def test_official_reference_outputs(shared_weights, shared_reference):
 @needs_kernel
 def test_real_pair_same_saved_image(shared_data, shared_weights):
     """On a real 1024 x 1280 LLVIP pair the min-max saved images differ by at most one grey level."""
-    from mmdrfuse import io as mio
+    from mmdrfuse import images
 
     ir_dir = shared_data / "LLVIP" / "test_samples" / "ir"
     ir_path = sorted(ir_dir.iterdir())[0]
-    ir, vis = mio.read_pair(ir_path, ir_dir.parent / "vi" / ir_path.name)
+    ir, vis = images.read_pair(ir_path, ir_dir.parent / "vi" / ir_path.name)
     m = Student().eval()
     m.load_state_dict(torch.load(shared_weights / "official" / "student.model", map_location="cpu"))
     x = torch.cat([ir, vis], 1)
     got, ref = _fast(m, x), _plain(m, x)
     assert (got - ref).abs().max().item() <= 1e-6
-    a, b = mio.to_uint8(got).astype(int), mio.to_uint8(ref).astype(int)
+    a, b = images.to_uint8(got).astype(int), images.to_uint8(ref).astype(int)
     assert np.abs(a - b).max() <= 1
 
 

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from mmdrfuse import io as mio
+from mmdrfuse import images
 from mmdrfuse.errors import BadInputError, NonFiniteError
 from mmdrfuse.fusion import MMDRFuseMethod, fuse_pair
 from mmdrfuse.models import Student
@@ -50,7 +50,7 @@ def test_reader_equals_pil_convert_L(tmp_path, seed, h, w, mode, ext):
         expect = np.clip(np.rint(np.asarray(pil, np.float64) / 257.0), 0, 255).astype(np.uint8)
     else:
         expect = np.asarray(pil.convert("RGB").convert("L") if mode == "RGBA" else pil.convert("L"))
-    assert np.array_equal(mio.gray_u8(mio.read_array(path)), expect)
+    assert np.array_equal(images.gray_u8(images.read_array(path)), expect)
 
 
 @SETTINGS
@@ -124,7 +124,7 @@ def test_non_finite_weights_are_refused():
 
 def test_non_finite_output_is_an_error():
     with pytest.raises(NonFiniteError):
-        mio.to_uint8(torch.tensor([[0.0, float("nan")], [0.1, 0.2]]))
+        images.to_uint8(torch.tensor([[0.0, float("nan")], [0.1, 0.2]]))
 
 
 @pytest.mark.parametrize("shape", [(1, 1), (1, 9), (9, 1)])

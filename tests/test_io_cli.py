@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from mmdrfuse import io as mio
+from mmdrfuse import images
 from mmdrfuse.checkpoints import download, save_checkpoint
 from mmdrfuse.cli import main
 from mmdrfuse.errors import BadInputError, MMDRFuseError
@@ -27,7 +27,7 @@ def test_gray_is_pil_L_over_255(tmp_path):
     arr = _rgb()
     Image.fromarray(arr).save(tmp_path / "a.png")
     expect = np.asarray(Image.fromarray(arr).convert("L"), np.float32) / 255.0
-    got = mio.read_gray(tmp_path / "a.png")
+    got = images.read_gray(tmp_path / "a.png")
     assert got.shape == (1, 1, 20, 30) and got.dtype == torch.float32
     assert np.array_equal(got[0, 0].numpy(), expect)
 
@@ -37,7 +37,7 @@ def test_rgba_drops_alpha(tmp_path):
     rgba = np.dstack([arr, np.full(arr.shape[:2], 7, np.uint8)])
     Image.fromarray(rgba, "RGBA").save(tmp_path / "a.png")
     Image.fromarray(arr).save(tmp_path / "b.png")
-    assert torch.equal(mio.read_gray(tmp_path / "a.png"), mio.read_gray(tmp_path / "b.png"))
+    assert torch.equal(images.read_gray(tmp_path / "a.png"), images.read_gray(tmp_path / "b.png"))
 
 
 def test_16bit_matches_8bit_twin(tmp_path):
@@ -46,28 +46,28 @@ def test_16bit_matches_8bit_twin(tmp_path):
     Image.fromarray(g8).save(tmp_path / "a8.png")
     Image.fromarray(g16).save(tmp_path / "a16.png")
     assert Image.open(tmp_path / "a16.png").mode.startswith("I")
-    assert torch.equal(mio.read_gray(tmp_path / "a16.png"), mio.read_gray(tmp_path / "a8.png"))
+    assert torch.equal(images.read_gray(tmp_path / "a16.png"), images.read_gray(tmp_path / "a8.png"))
 
 
 @pytest.mark.parametrize("ext", [".png", ".bmp", ".tif"])
 def test_lossless_round_trip(tmp_path, ext):
     g = np.random.default_rng(2).integers(0, 256, (13, 19), dtype=np.uint8)
-    mio.save_image(tmp_path / f"x{ext}", g)
-    assert np.array_equal((mio.read_gray(tmp_path / f"x{ext}")[0, 0].numpy() * 255).round().astype(np.uint8), g)
+    images.save_image(tmp_path / f"x{ext}", g)
+    assert np.array_equal((images.read_gray(tmp_path / f"x{ext}")[0, 0].numpy() * 255).round().astype(np.uint8), g)
 
 
 def test_minmax_and_clamp_saving():
     out = torch.tensor([[-0.5, 0.0], [0.25, 0.5]])
     # minmax: (x - min) * 255 / (max - min), half up
-    assert mio.to_uint8(out, "minmax").tolist() == [[0, 128], [191, 255]]
-    assert mio.to_uint8(out, "clamp").tolist() == [[0, 0], [64, 128]]
-    assert mio.to_uint8(torch.full((3, 3), 0.3), "minmax").max() == 0  # constant image, no division by zero
+    assert images.to_uint8(out, "minmax").tolist() == [[0, 128], [191, 255]]
+    assert images.to_uint8(out, "clamp").tolist() == [[0, 0], [64, 128]]
+    assert images.to_uint8(torch.full((3, 3), 0.3), "minmax").max() == 0  # constant image, no division by zero
 
 
 def test_color_recombination_keeps_chroma(tmp_path):
     arr = _rgb(16, 16, 3)
     ycc = np.asarray(Image.fromarray(arr).convert("YCbCr"))
-    rgb = mio.recombine_color(ycc[..., 0], ycc[..., 1:])
+    rgb = images.recombine_color(ycc[..., 0], ycc[..., 1:])
     # Y unchanged -> back to (nearly) the original colours (PIL's integer YCbCr round trip)
     assert np.abs(np.asarray(rgb, int) - arr.astype(int)).max() <= 3
 
@@ -75,9 +75,9 @@ def test_color_recombination_keeps_chroma(tmp_path):
 def test_match_stems_pairs_across_extensions(tmp_path):
     (tmp_path / "ir").mkdir(), (tmp_path / "vi").mkdir()
     for s in ("b", "a"):
-        mio.save_image(tmp_path / "ir" / f"{s}.png", np.zeros((4, 4), np.uint8))
-        mio.save_image(tmp_path / "vi" / f"{s}.jpg", np.zeros((4, 4), np.uint8))
-    pairs = mio.match_stems(tmp_path / "ir", tmp_path / "vi")
+        images.save_image(tmp_path / "ir" / f"{s}.png", np.zeros((4, 4), np.uint8))
+        images.save_image(tmp_path / "vi" / f"{s}.jpg", np.zeros((4, 4), np.uint8))
+    pairs = images.match_stems(tmp_path / "ir", tmp_path / "vi")
     assert [p.stem for p in pairs] == ["a", "b"] and pairs[0].vis.suffix == ".jpg"
 
 
@@ -113,9 +113,9 @@ def test_fuse_cli_matches_model(pair_dirs, weights_file, tmp_path, capsys):
     assert _fuse(ir, vi, tmp_path / "out", path, "--batch-size", "2") == 0
     assert "3 pairs: 3 fused" in capsys.readouterr().out
     for i in range(3):
-        a, b = mio.read_gray(ir / f"p{i}.png"), mio.read_gray(vi / f"p{i}.png")
+        a, b = images.read_gray(ir / f"p{i}.png"), images.read_gray(vi / f"p{i}.png")
         with torch.no_grad():
-            expect = mio.to_uint8(s(torch.cat([a, b], 1)))
+            expect = images.to_uint8(s(torch.cat([a, b], 1)))
         got = np.asarray(Image.open(tmp_path / "out" / f"p{i}.png"))
         assert np.abs(got.astype(int) - expect.astype(int)).max() <= 1
 

@@ -9,7 +9,7 @@ from PIL import Image
 
 from mmdrfuse import metrics as M
 from mmdrfuse.evaluate import evaluate_folder
-from mmdrfuse.io import read_pil
+from mmdrfuse.images import read_pil
 from mmdrfuse.metrics import _native, reading
 from mmdrfuse.metrics.reading import gray_float_path, gray_uint8_path, read_eval_gray, read_eval_gray_u8
 

@@ -15,7 +15,7 @@ import torch
 import mmdrfuse.train as training
 from mmdrfuse import losses
 from mmdrfuse.errors import MMDRFuseError
-from mmdrfuse.io import match_stems, read_gray
+from mmdrfuse.images import match_stems, read_gray
 from mmdrfuse.patches import PatchConfig, PatchSet, build_patches, epoch_order, shard_ids
 from mmdrfuse.train import loop
 

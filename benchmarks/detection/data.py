@@ -13,7 +13,7 @@ import yaml
 from benchmarks.detection.config import CONFIG_PATH, load_config
 from mmdrfuse.atomic import write_text
 from mmdrfuse.errors import BadInputError, MMDRFuseError
-from mmdrfuse.io import list_images
+from mmdrfuse.images import list_images
 from mmdrfuse.names import unknown
 
 

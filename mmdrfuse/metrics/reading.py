@@ -11,7 +11,7 @@ bit for bit (checked against OpenCV on all 2^24 colours) without needing OpenCV.
 differently on a few colours). The two conventions differ by one gray level on 22,111 of the 2^24 colours (0.13%;
 297 of 89 million pixels in a sample of the shared data); both calibrate within the tolerance.
 
-Files are decoded with PIL through :func:`mmdrfuse.io.read_pil` (8-bit L or RGB, alpha dropped, 16-bit scaled),
+Files are decoded with PIL through :func:`mmdrfuse.images.read_pil` (8-bit L or RGB, alpha dropped, 16-bit scaled),
 which decodes the shared PNG/JPEG files to the same pixels as ``cv2.imread``. Gray files are returned unchanged.
 :func:`read_eval_gray_u8` (what ``mmdrfuse evaluate`` reads with) decodes plain 8-bit gray or RGB PNG files itself
 (PNG is lossless, so the pixels are PIL's: inflation by libdeflate when the system has it, else zlib, both without
@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mmdrfuse.io import read_pil
+from mmdrfuse.images import read_pil
 
 CONVENTIONS = ("float", "uint8")
 

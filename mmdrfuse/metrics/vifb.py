@@ -171,9 +171,9 @@ def min_size(names: Iterable[str] | None = None) -> int:
 # ---------------------------------------------------------------------------------------------- reading
 def read_vifb(path: str | os.PathLike) -> Tensor:
     """Read an image as MATLAB's ``imread`` gives it to VIFB: C x H x W uint8, C = 3 for colour files (a 3-component
-    JPEG stays 3-channel), 1 for gray ones. Decoded with PIL (:func:`mmdrfuse.io.read_pil`; see docs/metrics.md for
+    JPEG stays 3-channel), 1 for gray ones. Decoded with PIL (:func:`mmdrfuse.images.read_pil`; see docs/metrics.md for
     how its JPEG decoding compares with MATLAB's)."""
-    from mmdrfuse.io import read_pil
+    from mmdrfuse.images import read_pil
 
     arr = np.asarray(read_pil(path), dtype=np.uint8)
     t = torch.from_numpy(arr.copy())
