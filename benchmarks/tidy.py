@@ -16,19 +16,21 @@ TIDY_COLUMNS = ["table", "dataset", "method", "weights", "metric", "value", "sou
 SOURCES = ("ours", "paper")
 
 # Direction and display precision of the metrics; anything not listed: higher is better, 2 decimals.
-LOWER_IS_BETTER = {"Size_KB", "FLOPs_G", "Time_ms", "Time_ms_gpu", "Params", "MSE", "Nabf"}
+# Table 3's efficiency columns (not metrics of the registry); every image metric's direction comes from the registry
+LOWER_IS_BETTER = {"Size_KB", "FLOPs_G", "Time_ms", "Time_ms_gpu", "Params"}
 DECIMALS = {"FLOPs_G": 3, "Params": 0}
 STD_SUFFIX = "_std"  # tidy metric "<m>_std": the std across seeds of metric <m> (ablations)
 
 
 def higher_is_better(metric: str) -> bool:
-    """Direction of a metric: the metrics registry when it knows the name, else :data:`LOWER_IS_BETTER`."""
+    """Direction of a metric: the metrics registry's for image metrics, lower for Table 3's efficiency columns
+    (:data:`LOWER_IS_BETTER`), higher otherwise (e.g. detection mAP)."""
     if metric in LOWER_IS_BETTER:
         return False
     from mmdrfuse.metrics import METRICS
 
     spec = METRICS.get(metric)
-    return bool(getattr(spec, "higher_is_better", True)) if spec is not None else True
+    return spec.higher_is_better if spec is not None else True
 
 
 def decimals(metric: str) -> int:
