@@ -25,13 +25,12 @@ most; with one thread the CPU time is the steadier measure); compare rows of the
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 from pathlib import Path
 from typing import Callable
 
 import torch
 
+from benchmarks.speed_metrics import _time  # the speed benchmarks' one timing loop
 from mmdrfuse import metrics as M
 from mmdrfuse.memory import keep_freed_memory
 from mmdrfuse.metrics import vifb
@@ -47,18 +46,6 @@ PAIRS = {
                           "labMan.jpg", REFERENCE / "vifb" / "input" / "VI" / "labMan.jpg"),
 }
 
-
-def _time(fn: Callable[[], object], runs: int, warmup: int) -> dict[str, float]:
-    for _ in range(warmup):
-        fn()
-    wall, cpu = [], []
-    for _ in range(runs):
-        c0, t0 = time.process_time(), time.perf_counter()
-        fn()
-        wall.append(time.perf_counter() - t0)
-        cpu.append(time.process_time() - c0)
-    return {"median_ms": 1e3 * statistics.median(wall), "min_ms": 1e3 * min(wall),
-            "cpu_median_ms": 1e3 * statistics.median(cpu)}
 
 
 def cases(fused: Path, ir: Path, vis: Path) -> dict[tuple[str, str], Callable[[], object]]:
@@ -102,9 +89,9 @@ def main(argv: list[str] | None = None) -> int:
                 res = {conv: _time(fns[(case, conv)], args.runs, args.warmup) for conv in ("mmdrfuse", "vifb")}
                 for conv, r in res.items():
                     ratio = r["median_ms"] / res["mmdrfuse"]["median_ms"]
-                    cpu_ratio = r["cpu_median_ms"] / res["mmdrfuse"]["cpu_median_ms"]
+                    cpu_ratio = r["cpu_ms"] / res["mmdrfuse"]["cpu_ms"]
                     print(f"{name:<18}  {threads:>7}  {case:<12}  {conv:<10}  {r['median_ms']:9.1f}  "
-                          f"{r['min_ms']:7.1f}  {r['cpu_median_ms']:7.1f}  {ratio:5.2f}  {cpu_ratio:9.2f}")
+                          f"{r['min_ms']:7.1f}  {r['cpu_ms']:7.1f}  {ratio:5.2f}  {cpu_ratio:9.2f}")
     return 0
 
 
