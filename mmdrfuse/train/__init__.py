@@ -11,10 +11,10 @@ terms, the caches and one step), :mod:`~mmdrfuse.train.loop` (epochs, DDP, resum
 """
 from mmdrfuse.train.config import (CONFIG_DIR, KINDS, PROFILES, BankConfig, DataConfig, LossConfig, ModelConfig,
                                    OptimConfig, SpeedConfig, TrainConfig, VGGConfig, config_path, load_config)
-from mmdrfuse.train.loop import TrainingDivergedError, TrainResult, build_model, train
+from mmdrfuse.train.loop import TrainingDivergedError, TrainResult, build_model, patch_set, train
 from mmdrfuse.train.step import LOG_FIELDS, LOSS_KEYS, LOSS_TERMS, FeatureNet, StepOut, Trainer
 
 __all__ = ["CONFIG_DIR", "KINDS", "PROFILES", "BankConfig", "DataConfig", "LossConfig", "ModelConfig", "OptimConfig",
            "SpeedConfig", "TrainConfig", "VGGConfig", "config_path", "load_config", "TrainingDivergedError",
-           "TrainResult", "build_model", "train", "LOG_FIELDS", "LOSS_KEYS", "LOSS_TERMS", "FeatureNet", "StepOut",
+           "TrainResult", "build_model", "patch_set", "train", "LOG_FIELDS", "LOSS_KEYS", "LOSS_TERMS", "FeatureNet", "StepOut",
            "Trainer"]

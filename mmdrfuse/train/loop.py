@@ -84,21 +84,33 @@ def build_model(cfg: TrainConfig, teacher: Teacher | None) -> nn.Module:
     return model
 
 
+def patch_set(cfg: TrainConfig, data_root: str | None = None, progress: bool = True) -> tuple[Path, PatchSet]:
+    """The training folder ``cfg.data.root`` (relative to the data root) and the patches ``cfg`` cuts from it."""
+    root = Path(cfg.data.root)
+    if not root.is_absolute():
+        root = paths.data_root(data_root) / root
+    pcfg = PatchConfig(cfg.data.patch_size, cfg.data.mode, cfg.data.per_image, cfg.data.max_patches,
+                       cfg.data.max_images, cfg.seed)
+    return root, build_patches(root / cfg.data.ir, root / cfg.data.vis, pcfg, progress=progress)
+
+
 def train(config: TrainConfig | dict | str, out_dir: str | os.PathLike, *, resume: bool = False,
           data_root: str | None = None, weights_root: str | None = None, device: str = "cpu",
           progress: bool = True, output: str | os.PathLike | None = None,
-          on_step: Callable[[int, dict], None] | None = None) -> TrainResult:
+          on_step: Callable[[int, dict], None] | None = None,
+          on_epoch: Callable[[int, nn.Module], None] | None = None) -> TrainResult:
     """Train a teacher or a student with ``config`` into ``out_dir`` (see the module docstring for its contents).
 
     ``resume`` continues from ``out_dir/state.pt`` (which must come from the same recipe). ``output`` also writes the
-    final checkpoint there. ``on_step(step, terms)`` is called after every optimiser step (tests, monitoring).
+    final checkpoint there. ``on_step(step, terms)`` is called after every optimiser step (tests, monitoring),
+    ``on_epoch(epoch, model)`` after every epoch's checkpoint (learning curves; the model is in train mode).
     Under ``torchrun`` the process group is initialised here (gloo on CPU, nccl on GPU).
     """
     cfg = config if isinstance(config, TrainConfig) else load_config(config)  # a dict or a YAML path naming its kind
     dev = torch.device(device)
     started_dist = _maybe_init_dist(dev)
     try:
-        return _train(cfg, Path(out_dir), resume, data_root, weights_root, dev, progress, output, on_step)
+        return _train(cfg, Path(out_dir), resume, data_root, weights_root, dev, progress, output, on_step, on_epoch)
     finally:
         if started_dist:
             dist.destroy_process_group()
@@ -130,7 +142,7 @@ class _Run:
 
 
 def _train(cfg: TrainConfig, out_dir: Path, resume: bool, data_root, weights_root, dev: torch.device,
-           progress: bool, output, on_step) -> TrainResult:
+           progress: bool, output, on_step, on_epoch=None) -> TrainResult:
     run = _setup(cfg, out_dir, resume, data_root, weights_root, dev, progress)
     vgg = run.trainer.vgg
     if run.rank == 0:
@@ -145,7 +157,7 @@ def _train(cfg: TrainConfig, out_dir: Path, resume: bool, data_root, weights_roo
         "torch": str(torch.__version__), "python": platform.python_version(),
     }
     t0 = time.perf_counter()
-    step = _run_epochs(run, t0, progress, on_step)
+    step = _run_epochs(run, t0, progress, on_step, on_epoch)
     model = run.trainer.model
     model_path = None
     if run.rank == 0:
@@ -177,12 +189,7 @@ def _setup(cfg: TrainConfig, out_dir: Path, resume: bool, data_root, weights_roo
         raise MMDRFuseError(f"{state_path}: a run already exists here; pass --resume to continue it or choose another --out-dir")
 
     # data
-    root = Path(cfg.data.root)
-    if not root.is_absolute():
-        root = paths.data_root(data_root) / root
-    pcfg = PatchConfig(cfg.data.patch_size, cfg.data.mode, cfg.data.per_image, cfg.data.max_patches,
-                       cfg.data.max_images, cfg.seed)
-    patches = build_patches(root / cfg.data.ir, root / cfg.data.vis, pcfg, progress=progress and rank == 0)
+    root, patches = patch_set(cfg, data_root, progress=progress and rank == 0)
     n = len(patches)
     my_ids = shard_ids(n, rank, world)
     steps_per_epoch = len(my_ids) // local_bs
@@ -230,7 +237,7 @@ def _restore(run: _Run) -> None:
     run.rows = [r for r in rows if int(r["epoch"]) < run.start_epoch]
 
 
-def _run_epochs(run: _Run, t0: float, progress: bool, on_step) -> int:
+def _run_epochs(run: _Run, t0: float, progress: bool, on_step, on_epoch=None) -> int:
     """The epochs from ``run.start_epoch`` on, a checkpoint after each; returns the global step count."""
     cfg, model, optimizer = run.cfg, run.trainer.model, run.optimizer
     step = run.start_epoch * run.steps_per_epoch
@@ -258,6 +265,8 @@ def _run_epochs(run: _Run, t0: float, progress: bool, on_step) -> int:
                     on_step(step, res.terms)
             run.rows += epoch_rows
             checkpoint(run.out_dir, run.rank, run.world, epoch, model, optimizer, run.trainer.refresh, cfg, run.rows)
+            if on_epoch is not None:
+                on_epoch(epoch, model)
     finally:
         bar.close()
     return step

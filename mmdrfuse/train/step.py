@@ -99,6 +99,10 @@ class Trainer:
         with self._threads() if self.cfg.kind == "student" else contextlib.nullcontext():
             out.total.backward()
 
+    def threads(self):
+        """The context :meth:`step` runs in (see :meth:`_threads`)."""
+        return self._threads()
+
     def _threads(self):
         """The fast step on the CPU runs its many small tensor operations on one intra-op thread and gives the
         process's thread count only to the convolutions that carry the work: VGG-19's (forward and backward), the
@@ -110,25 +114,39 @@ class Trainer:
         self._conv_threads = self.features.conv_threads = torch.get_num_threads()
         return num_threads(1)
 
-    def _step(self, ids: np.ndarray, epoch: int) -> StepOut:
+    def terms(self, ids: np.ndarray, epoch: int) -> tuple[dict[str, torch.Tensor], RefreshResult | None]:
+        """The unweighted loss terms of one batch (``LOSS_TERMS`` keys of the terms that are on, with grad) and what
+        the refresh did. :meth:`step` weights and sums them; the recipe diagnosis (``benchmarks.recipe_fidelity``)
+        differentiates each one separately. Call inside :meth:`threads` for the fast step's threading."""
         ir, vis = self.patches.batch(ids, self.device)
         x = torch.cat([ir, vis], 1)
         with num_threads(self._conv_threads):
             feat, out = self.net(x)
         b = _Batch(ids, epoch, ir, vis, x, feat, out)
-        w = self.cfg.loss
-        total, values = None, {}
+        values = {}
         for term in LOSS_TERMS:
             value = getattr(self, f"_loss_{term.key}")(b)
-            if value is None:
-                continue
-            weighted = value if term.weight is None else getattr(w, term.weight) * value
-            total = weighted if total is None else total + weighted
-            values[term.key] = value
+            if value is not None:
+                values[term.key] = value
+        return values, b.refresh
+
+    def weighted(self, values: dict[str, torch.Tensor]) -> torch.Tensor:
+        """``sum_k w_k * L_k`` over the terms present (the refresh term carries its own weights)."""
+        total = None
+        for term in LOSS_TERMS:
+            if term.key in values:
+                v = values[term.key]
+                weighted = v if term.weight is None else getattr(self.cfg.loss, term.weight) * v
+                total = weighted if total is None else total + weighted
+        return total
+
+    def _step(self, ids: np.ndarray, epoch: int) -> StepOut:
+        values, refresh = self.terms(ids, epoch)
+        total = self.weighted(values)
         values["total"] = total
         with torch.no_grad():  # one device sync for every logged value
             floats = torch.stack([v.detach().reshape(()) for v in values.values()]).tolist()
-        return StepOut(total, dict(zip(values, floats)), b.refresh)
+        return StepOut(total, dict(zip(values, floats)), refresh)
 
     # -- the terms (LOSS_TERMS order)
     def _loss_int(self, b: _Batch) -> torch.Tensor:
