@@ -1,10 +1,10 @@
 """Global-statistics metrics: SD, EN, SF, AG (fused image only) and CC, SCD, MSE, PSNR, MI (fused vs sources).
 
-Conventions of the authors' evaluator (../shared/reference/README.md); F = fused, A = IR/MRI, B = VIS/PET/SPECT,
-all 0..255. Each public function takes N x 1 x H x W tensors and returns one value per image (``reduction="none"``)
-or their mean (``"mean"``); the fused-only metrics accept and ignore ``a`` and ``b``. On float64 CPU tensors all nine
-come from one C kernel pass (:mod:`._native`: exact sums for integer images, the same formulas); the torch code
-below is the reference and the path for float32, CUDA and autograd.
+Conventions of the authors' evaluator (their evaluation code; see docs/metrics.md); F = fused, A = IR/MRI,
+B = VIS/PET/SPECT, all 0..255. Each public function takes N x 1 x H x W tensors and returns one value per image
+(``reduction="none"``) or their mean (``"mean"``); the fused-only metrics accept and ignore ``a`` and ``b``. On
+float64 CPU tensors all nine come from one C kernel pass (:mod:`._native`: exact sums for integer images, the same
+formulas); the torch code below is the reference and the path for float32, CUDA and autograd.
 """
 from __future__ import annotations
 
