@@ -287,7 +287,7 @@ class LearnedMethod(FusionMethod):
         return load_checkpoint(path, self.spec.display)
 
     def macs_inputs(self, h: int, w: int, device: torch.device) -> tuple:
-        """The inputs of the counted forward at h x w (thop's call, as BASELINES.md describes it)."""
+        """The inputs of the counted forward at h x w (the call thop.profile makes)."""
         raise NotImplementedError
 
     def raw(self, ir: torch.Tensor, vis: torch.Tensor) -> torch.Tensor:
@@ -368,7 +368,7 @@ def _softmax_ops(m, x, y):
 
 _UPSAMPLE_OPS = {"nearest": 1, "linear": 5, "bilinear": 11, "bicubic": 259, "trilinear": 31}
 
-# thop 0.1.1 rules (see ../shared/BASELINES.md, "Conventions"). Types are matched exactly, as thop does.
+# thop 0.1.1's counting rules (docs/baselines.md). Types are matched exactly, as thop does.
 _RULES: dict[type, Callable] = {
     **{t: _conv_ops for t in (nn.Conv1d, nn.Conv2d, nn.Conv3d)},
     **{t: _norm_ops for t in (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.LayerNorm,
@@ -418,7 +418,7 @@ def count_macs(net: nn.Module, inputs: Sequence) -> MacsReport:
 
 # ----------------------------------------------------------------------------------- synthetic test weights
 def synthetic_state_dict(net_or_state: nn.Module | dict, gain: float) -> dict[str, torch.Tensor]:
-    """Deterministic weights of ../shared/BASELINES.md section 5 (checks architecture wiring without checkpoints).
+    """Deterministic synthetic weights (check the architecture's wiring where no checkpoint is available).
 
     For each floating tensor (n elements, shape s): t = 0..n-1 (float64), u = frac(sin(12.9898 t + 78.233) *
     43758.5453); >= 2-D: (2u - 1) sqrt(3 gain / (n / s[0])); 1-D: 0.1 (2u - 1); cast to float32.

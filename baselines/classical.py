@@ -1,7 +1,7 @@
 """Training-free fusion rules: average, max, Laplacian pyramid, DWT, GFF, MGFF, TIF, CBF.
 
-Parameters follow ../shared/BASELINES.md section 8 (the authors' MATLAB code as collected in VIFB, and Liu, Liu &
-Wang's toolbox for LP/DWT). Every function takes two gray tensors N x 1 x H x W in [0, 1] and returns the fused
+Parameters follow the authors' MATLAB code as collected in VIFB (xingchenzhang/VIFB @ 22b2ea9, methods/) and Liu,
+Liu & Wang's toolbox for LP/DWT. Every function takes two gray tensors N x 1 x H x W in [0, 1] and returns the fused
 image in [0, 1] (clipped). Colour is the caller's job: fuse the Y channel of the visible/PET/SPECT image, then
 recombine its CbCr (``mmdrfuse.images.read_ycbcr`` / ``recombine_color``).
 

@@ -1,6 +1,6 @@
 """DeFusion (Liang et al., ECCV 2022): "Fusion from Decomposition", self-supervised decomposition for fusion.
 
-Written from ../shared/BASELINES.md section 6 (erfect2020/DecompositionForFusion, test-time class
+Written from a description of the authors' public code (erfect2020/DecompositionForFusion @ 9e7a09a, test-time class
 ``UCTestSharedNetPro``: ResNeSt bottlenecks, radix 2, no normalisation layers). Architecture only: the checkpoint
 (Google Drive) is not reachable here, so the method counts in Table 3 and refuses to fuse unless a user supplies the
 file (a dict with ``state_dict``, 676 keys, every shared module under both of its names).

@@ -1,6 +1,7 @@
 """LRRNet (Li et al., TPAMI 2023): a fusion network unrolled from learnable low-rank representation (LISTA).
 
-Written from ../shared/BASELINES.md section 4 (hli1221/imagefusion-LRRNet, n = 128, 4 blocks, 'cat' fusion).
+Written from a description of the authors' public code (hli1221/imagefusion-LRRNet @ e489fc3, n = 128, 4 blocks,
+'cat' fusion).
 
 Pipeline as in ``testing_fusion_lrr.py``: OpenCV gray (uint8 values as float, no /255) -> per-image min-max
 normalisation (x - min) / (max - min + 1e-5) -> ``model(ir, vis)['fuse']`` -> min-max to [0, 1) with the same 1e-5

@@ -1,8 +1,9 @@
 """MetaFusion (Zhao et al., CVPR 2023): infrared-visible fusion via meta-feature embedding from object detection.
 
-Written from ../shared/BASELINES.md section 5 (wdzhao123/MetaFusion ``FusionNet``, block_num 3). Architecture only:
-the checkpoint ``weight/model_weight.pth`` is not reachable (its blob is absent from the public snapshot), so this
-method counts in Table 3 (params / size / MACs) and refuses to fuse unless a user supplies the file.
+Written from a description of the authors' public code (wdzhao123/MetaFusion @ a8c5eaf ``FusionNet``, block_num 3).
+Architecture only: the checkpoint ``weight/model_weight.pth`` is not reachable (its blob is absent from the public
+snapshot), so this method counts in Table 3 (params / size / MACs) and refuses to fuse unless a user supplies the
+file.
 
 Counting quirk reproduced: block1 is built from ``MetaConv2d`` layers, custom modules (not ``nn.Conv2d``) whose
 weight and bias are registered *buffers* used through the functional conv. They are neither parameters (Table 3:

@@ -1,7 +1,7 @@
 """MUFusion (Cheng, Xu & Wu, Information Fusion 2023): unsupervised fusion with a memory unit.
 
-Written from ../shared/BASELINES.md section 3 (AWCXV/MUFusion ``TwoFusion_net``; checkpoints TNO / RoadScene for
-infrared-visible, harvard for medical images). The inference network is ``decoder(encoder(x))``:
+Written from a description of the authors' public code (AWCXV/MUFusion @ 223134e ``TwoFusion_net``; checkpoints
+TNO / RoadScene for infrared-visible, harvard for medical images). The inference network is ``decoder(encoder(x))``:
 a dense encoder with one stride-2 stage and a skip-connected decoder with a bicubic x2 upsample, 12 reflection-padded
 3x3 convs, tanh output.
 
@@ -13,7 +13,7 @@ Pipeline as in the official test scripts:
 - **tiling**: 128 x 128 tiles with stride 124 (plus one extra column of tiles at w - 128, one extra row at
   h - 128 and the corner tile), run as a batch, summed and divided by the per-pixel tile count. The official code
   cannot handle a side < 128 px (``np.resize`` wraps and the accumulation fails); here such images are run as one
-  whole-image forward instead (``tiling="auto"``), the way BASELINES.md's 64 x 96 test vectors were made. Odd sides
+  whole-image forward instead (``tiling="auto"``), the way the 64 x 96 test vectors were made. Odd sides
   of a whole-image forward are reflect-padded by one pixel and cropped back (the network needs even sizes);
 - output tanh; the gray save is scipy's ``imsave`` bytescale: (x - min) * 255 / (max - min), clipped, + 0.5,
   truncated. ``fuse`` returns (x - min) / (max - min) (float64), ``to_uint8`` does the + 0.5 truncation.

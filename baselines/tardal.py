@@ -1,6 +1,6 @@
 """TarDAL (Liu et al., CVPR 2022): the generator of "Target-aware Dual Adversarial Learning".
 
-Written from the description in ../shared/BASELINES.md section 7 (JinyuanLiu-CV/TarDAL, generator dim 32, depth 3;
+Written from a description of the authors' public code (JinyuanLiu-CV/TarDAL, generator dim 32, depth 3;
 weights tardal.pt / tardal+.pt / tardal++.pt from the v0 release @1d1d1e9).
 
 Pipeline as in the v0 ``fuse.py`` (the one the published weights come with):

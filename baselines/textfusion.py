@@ -1,6 +1,7 @@
 """TextFusion (Cheng et al., arXiv 2312.14209, 2023): text-controlled fusion, ``TextFusionNet_t``.
 
-Written from ../shared/BASELINES.md section 2 (AWCXV/TextFusion, checkpoint models/LLVIP_pretrained.model).
+Written from a description of the authors' public code (AWCXV/TextFusion @ f409874, checkpoint
+models/LLVIP_pretrained.model).
 One transformer-style block (DehazeFormer-like: RLN norm, 8x8 window attention with a learned relative-position
 bias, depthwise 5x5 conv) per branch, visible ``v`` and infrared "assistant" ``a``; then
 ``mlp_vis(v) + text * mlp_ir(a)`` (512 channels) and a 3x3 conv to one channel, ``tanh / 2 + 0.5``.

@@ -17,7 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("mmdrfuse.evaluate", "compute fusion metrics for a folder of fused images"),
     "train": ("mmdrfuse.train.cli", "train the teacher or the student"),
     "export": ("mmdrfuse.export", "export the student (ONNX)"),
-    "data": ("mmdrfuse.data", "list or download the evaluation data sets"),
+    "data": ("mmdrfuse.data.cli", "list or download the evaluation data sets"),
     "weights": ("mmdrfuse.checkpoints", "list named weights or download them"),
 }
 DEFAULT_HINT = "nothing more was written"

@@ -4,8 +4,8 @@ Both take one tensor ``x = cat([ir, vis], dim=1)`` of shape N x 2 x H x W, gray 
 channel 0, and return the tanh output N x 1 x H x W in (-1, 1). ``forward`` returns only the fused image; the
 intermediate 4-channel maps that distillation needs come from :meth:`features`, which returns ``(feat, out)``.
 
-Architectures follow ../shared/SPEC.md (paper: Deng et al., "MMDRFuse: Distilled Mini-Model with Dynamic Refresh
-for Multi-Modality Image Fusion", ACM MM 2024). State-dict keys match the authors' checkpoints
+Architectures follow the paper (Deng et al., "MMDRFuse: Distilled Mini-Model with Dynamic Refresh for
+Multi-Modality Image Fusion", ACM MM 2024) and the authors' checkpoints. State-dict keys match those checkpoints
 (``conv1.1.weight`` ...: each conv is ``Sequential(ReflectionPad2d(1), Conv2d(..., padding=0), activation)``).
 """
 from __future__ import annotations
@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-# thop's count for nn.Upsample(mode="bicubic"): 259 operations per output element (see ../shared/BASELINES.md).
+# thop's count for nn.Upsample(mode="bicubic"): 259 operations per output element (thop 0.1.1's rule).
 _BICUBIC_OPS_PER_OUTPUT = 259
 
 
@@ -126,7 +126,7 @@ class DenseSkipTrunk(nn.Module):
 
 
 class Teacher(DenseSkipTrunk, _Countable):
-    """Dense encoder (one stride-2 stage) + skip-connected decoder, 13 reflection-padded 3x3 convs (SPEC.md).
+    """Dense encoder (one stride-2 stage) + skip-connected decoder, 13 reflection-padded 3x3 convs (the paper's).
 
     Accepts any H, W: odd sides are reflect-padded to even before the forward pass and cropped back after.
     """

@@ -271,6 +271,42 @@ def test_registry_contract():
         assert callable(spec.fn) and spec.description and "\n" not in spec.description
 
 
+def test_registry_order_directions_and_descriptions():
+    """Every metric is registered where it is defined, with a direction, a one-line description, its smallest side
+    and a shared-Batch implementation; the paper's six come first in its column order, the others as registered."""
+    assert list(M.METRICS) == ["SD", "SCD", "VIF", "Qabf", "SSIM", "CC", "EN", "SF", "AG", "MI", "PSNR", "MSE",
+                               "Nabf", "SSIM_dr255", "SSIM_gauss255", "CE", "EI", "RMSE", "Qcb", "Qcv"]
+    assert [n for n, s in M.METRICS.items() if s.in_paper] == M.PAPER_METRICS
+    for name, spec in M.METRICS.items():
+        assert isinstance(spec.higher_is_better, bool), name
+        assert spec.description and "\n" not in spec.description, name
+        assert isinstance(spec.min_size, int) and spec.min_size >= 1, name
+        assert callable(spec.impl) and spec.fn is getattr(M, name), name
+        assert spec.fn.__module__ != "mmdrfuse.metrics", name  # registered in its own module
+    assert [n for n, s in M.METRICS.items() if not s.needs_sources] == ["SD", "EN", "SF", "AG", "EI"]
+
+
+def test_register_refuses_a_duplicate_name_and_positional_flags():
+    from mmdrfuse.metrics.registry import register
+
+    before = dict(M.METRICS)
+    with pytest.raises(ValueError, match="'SD' is registered twice"):
+        register("SD", higher_is_better=True, description="again", impl=lambda ctx: ctx.f)(lambda *a, **k: None)
+    with pytest.raises(TypeError):
+        register("X", True, True)  # keywords only
+    with pytest.raises(TypeError, match="higher_is_better"):
+        register("X", higher_is_better=None, description="x", impl=lambda ctx: ctx.f)
+    assert M.METRICS == before and list(M.METRICS) == list(before)
+
+
+def test_public_functions_check_the_registered_min_size():
+    x = torch.zeros(1, 1, 40, 40)
+    with pytest.raises(ValueError, match="41 x 41"):
+        M.VIF(x, x, x)
+    assert M.get("VIF").min_size == 41
+    assert M.SD(torch.zeros(1, 1, 1, 1)).shape == (1,)  # fused only: the sources are not needed
+
+
 @pytest.mark.parametrize("typo, hint", [("VFI", "VIF"), ("ssim", "SSIM"), ("qabf", "Qabf"), ("Qab", "Qabf")])
 def test_get_did_you_mean(typo, hint):
     with pytest.raises(M.UnknownMetricError) as exc:

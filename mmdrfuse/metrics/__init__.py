@@ -16,77 +16,30 @@ Conventions, sources and the alternatives found in other codebases are documente
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass
 from typing import Callable, Iterable
 
 import torch
 from torch import Tensor
 
 from mmdrfuse.errors import MMDRFuseError
-from mmdrfuse.metrics import gradient, ssim, statistics, vif
 from mmdrfuse.metrics._context import Batch
 from mmdrfuse.metrics._primitives import reduce
+from mmdrfuse.metrics.registry import METRICS, MetricSpec, lead_with
+
+# each metric is registered in the module that defines it (registry.register): importing the modules in this order
+# fills METRICS in the order kept for the metrics that are not the paper's
+from mmdrfuse.metrics import statistics, gradient, ssim, vif, extras, perceptual  # noqa: F401  (not sorted)
+from mmdrfuse.metrics.extras import CE, EI, RMSE
 from mmdrfuse.metrics.gradient import Nabf, Qabf
+from mmdrfuse.metrics.perceptual import Qcb, Qcv
 from mmdrfuse.metrics.ssim import SSIM, SSIM_dr255, SSIM_gauss255
 from mmdrfuse.metrics.statistics import AG, CC, EN, MI, MSE, PSNR, SCD, SD, SF
 from mmdrfuse.metrics.vif import VIF
 
-
-@dataclass(frozen=True)
-class MetricSpec:
-    """One registered metric."""
-
-    fn: Callable[..., Tensor]  # fn(fused, a, b, *, dtype, reduction) -> Tensor
-    higher_is_better: bool
-    in_paper: bool  # one of the paper's six (Tables 1, 2, 4, 5)
-    description: str  # one line
-    needs_sources: bool = True  # False for the fused-only metrics (SD, EN, SF, AG)
-    min_size: int = 1  # smallest image side the metric accepts
-    impl: Callable[[Batch], Tensor] | None = None  # the same metric on a shared Batch (used by compute_all)
-
-
-METRICS: dict[str, MetricSpec] = {
-    # the paper's six, in its column order
-    "SD": MetricSpec(SD, True, True, "standard deviation of F (population)", False, 1, statistics._sd),
-    "SCD": MetricSpec(SCD, True, True, "sum of correlations of differences corr(F-B,A) + corr(F-A,B)",
-                      True, 1, statistics._scd),
-    "VIF": MetricSpec(VIF, True, True, "4-scale pixel VIF(A,F) + VIF(B,F), sigma_n^2 = 2",
-                      True, vif.MIN_SIZE, vif._vif),
-    "Qabf": MetricSpec(Qabf, True, True, "Xydeas-Petrovic edge transfer Q^AB/F with Sobel gradients",
-                       True, 1, gradient._qabf),
-    "SSIM": MetricSpec(SSIM, True, True, "SSIM(F,A) + SSIM(F,B), skimage defaults (7x7 uniform), data_range 2",
-                       True, 7, ssim._ssim),
-    "CC": MetricSpec(CC, True, True, "(corr(A,F) + corr(B,F)) / 2", True, 1, statistics._cc),
-    # extras
-    "EN": MetricSpec(EN, True, False, "Shannon entropy of F's 256-bin histogram, bits", False, 1, statistics._en),
-    "SF": MetricSpec(SF, True, False, "spatial frequency sqrt(mean dx^2 + mean dy^2)", False, 2, statistics._sf),
-    "AG": MetricSpec(AG, True, False, "average gradient mean sqrt((Gx^2 + Gy^2) / 2), numpy.gradient",
-                     False, 2, statistics._ag),
-    "MI": MetricSpec(MI, True, False, "mutual information MI(F,A) + MI(F,B) in nats, 256-level joint histogram",
-                     True, 1, statistics._mi),
-    "PSNR": MetricSpec(PSNR, True, False, "10 log10(max(F)^2 / MSE), dB", True, 1, statistics._psnr),
-    "MSE": MetricSpec(MSE, False, False, "(mean (F-A)^2 + mean (F-B)^2) / 2", True, 1, statistics._mse),
-    "Nabf": MetricSpec(Nabf, False, False, "Shreyamsha Kumar's fusion-artifact measure N^AB/F (lower is better)",
-                       True, 2, gradient._nabf),
-    # alternative conventions found in other codebases (not the paper's)
-    "SSIM_dr255": MetricSpec(SSIM_dr255, True, False, "SSIM(F,A) + SSIM(F,B), skimage defaults with data_range 255",
-                             True, 7, ssim._ssim_dr255),
-    "SSIM_gauss255": MetricSpec(SSIM_gauss255, True, False,
-                                "(SSIM(F,A) + SSIM(F,B)) / 2, 11x11 Gaussian (sigma 1.5), L = 255 (Wang et al.)",
-                                True, 11, ssim._ssim_gauss255),
-}
-
-# metrics VIFB reports, registered where they are defined
-from mmdrfuse.metrics import extras, perceptual  # noqa: E402
-
-for _module in (extras, perceptual):
-    METRICS.update({_name: MetricSpec(**_fields) for _name, _fields in _module.REGISTRY.items()})
-from mmdrfuse.metrics.extras import CE, EI, RMSE  # noqa: E402
-from mmdrfuse.metrics.perceptual import Qcb, Qcv  # noqa: E402
-
-PAPER_METRICS: list[str] = ["SD", "SCD", "VIF", "Qabf", "SSIM", "CC"]
+PAPER_METRICS: list[str] = ["SD", "SCD", "VIF", "Qabf", "SSIM", "CC"]  # the paper's six, in its column order
 EXTRA_METRICS: list[str] = ["EN", "SF", "AG", "MI", "PSNR", "MSE", "Nabf"]
 DEFAULT_METRICS: list[str] = PAPER_METRICS + EXTRA_METRICS
+lead_with(PAPER_METRICS)  # METRICS: the paper's six first, then the others in registration order
 
 
 class UnknownMetricError(MMDRFuseError, KeyError):

@@ -17,7 +17,8 @@ import torch
 from torch import Tensor
 
 from mmdrfuse.metrics._context import Batch
-from mmdrfuse.metrics._primitives import histogram256, reduce, sobel_zero
+from mmdrfuse.metrics._primitives import histogram256, sobel_zero
+from mmdrfuse.metrics.registry import measure, register
 
 
 # ------------------------------------------------------------------------------------------- implementations
@@ -61,33 +62,28 @@ def _rmse(ctx: Batch) -> Tensor:
 
 
 # ------------------------------------------------------------------------------------------------ public API
+@register("CE", higher_is_better=False, impl=_ce,
+          description="cross entropy (CE(A,F) + CE(B,F)) / 2, bits, 256-bin histograms (VIFB's definition)")
 def CE(fused: Tensor, a: Tensor, b: Tensor, *, dtype: torch.dtype = torch.float64, reduction: str = "none") -> Tensor:
     """Cross entropy (Bulanon et al. 2009), VIFB's metricsCross_entropy.m on gray images:
     ``(CE(A, F) + CE(B, F)) / 2``, ``CE(S, F) = sum p_S log2(p_S / p_F)`` over the levels where both 256-bin
     histograms (values rounded to 0..255) are non-zero. Bits; lower is better."""
-    return reduce(_ce(Batch(fused, a, b, dtype=dtype)), reduction)
+    return measure("CE", fused, a, b, dtype=dtype, reduction=reduction)
 
 
+@register("EI", higher_is_better=True, needs_sources=False, impl=_ei,
+          description="edge intensity: mean Sobel magnitude of F, replicated borders (VIFB's definition)")
 def EI(fused: Tensor, a: Tensor | None = None, b: Tensor | None = None, *, dtype: torch.dtype = torch.float64,
        reduction: str = "none") -> Tensor:
     """Edge intensity (Rajalingam & Priya 2018), VIFB's metricsEdge_intensity.m: mean of ``sqrt(gx^2 + gy^2)``,
     Sobel responses with replicated borders. Fused image only; higher is better."""
-    return reduce(_ei(Batch(fused, a, b, dtype=dtype, need_sources=False)), reduction)
+    return measure("EI", fused, a, b, dtype=dtype, reduction=reduction)
 
 
+@register("RMSE", higher_is_better=False, impl=_rmse,
+          description="(RMSE(A,F) + RMSE(B,F)) / 2, RMSE = sqrt(mean (S-F)^2)")
 def RMSE(fused: Tensor, a: Tensor, b: Tensor, *, dtype: torch.dtype = torch.float64,
          reduction: str = "none") -> Tensor:
     """Root mean squared error to the sources, ``(RMSE(A, F) + RMSE(B, F)) / 2``. Lower is better. (VIFB's ``Rmse``
     is this divided by sqrt(H W); see :mod:`mmdrfuse.metrics.vifb`.)"""
-    return reduce(_rmse(Batch(fused, a, b, dtype=dtype)), reduction)
-
-
-# registry entries (mmdrfuse.metrics.METRICS): name -> MetricSpec fields
-REGISTRY = {
-    "CE": dict(fn=CE, higher_is_better=False, in_paper=False, impl=_ce,
-               description="cross entropy (CE(A,F) + CE(B,F)) / 2, bits, 256-bin histograms (VIFB's definition)"),
-    "EI": dict(fn=EI, higher_is_better=True, in_paper=False, needs_sources=False, impl=_ei,
-               description="edge intensity: mean Sobel magnitude of F, replicated borders (VIFB's definition)"),
-    "RMSE": dict(fn=RMSE, higher_is_better=False, in_paper=False, impl=_rmse,
-                 description="(RMSE(A,F) + RMSE(B,F)) / 2, RMSE = sqrt(mean (S-F)^2)"),
-}
+    return measure("RMSE", fused, a, b, dtype=dtype, reduction=reduction)

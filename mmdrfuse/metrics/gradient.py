@@ -31,7 +31,7 @@ import torch
 from torch import Tensor
 
 from mmdrfuse.metrics._context import Batch, angle_differences
-from mmdrfuse.metrics._primitives import reduce
+from mmdrfuse.metrics.registry import measure, register
 
 from mmdrfuse.metrics._primitives import (  # noqa: E402,F401 - the constants, defined beside the shared primitives
     HALF_PI, NABF_KA, NABF_KG, NABF_LG, NABF_NRA, NABF_NRG, NABF_SIGMAA, NABF_SIGMAG, NABF_TD, NABF_WT_MIN, QABF_DA,
@@ -72,15 +72,19 @@ def _nabf(ctx: Batch) -> Tensor:
     return loss.sum((-2, -1)) / wt.sum((0, -2, -1))
 
 
+@register("Qabf", higher_is_better=True, paper=True, impl=_qabf,
+          description="Xydeas-Petrovic edge transfer Q^AB/F with Sobel gradients")
 def Qabf(fused: Tensor, a: Tensor, b: Tensor, *, dtype: torch.dtype = torch.float64, reduction: str = "none") -> Tensor:
     """Xydeas-Petrovic edge-information metric Q^{AB/F} with Sobel gradients and the authors' evaluator's constants
     (Tg 0.9994, kg -15, Dg 0.5, Ta 0.9879, ka -22, Da 0.8; see the module docstring). Range 0..1; NaN when both
     sources are constant."""
-    return reduce(_qabf(Batch(fused, a, b, dtype=dtype)), reduction)
+    return measure("Qabf", fused, a, b, dtype=dtype, reduction=reduction)
 
 
+@register("Nabf", higher_is_better=False, min_size=2, impl=_nabf,
+          description="Shreyamsha Kumar's fusion-artifact measure N^AB/F (lower is better)")
 def Nabf(fused: Tensor, a: Tensor, b: Tensor, *, dtype: torch.dtype = torch.float64, reduction: str = "none") -> Tensor:
     """Shreyamsha Kumar's modified fusion-artifacts measure N^{AB/F} (Sobel/8 gradients with mirror extension,
     Td 2, wt_min 0.001, Lg 1.5, Nrg 0.9999, kg 19, Nra 0.9995, ka 22; see the module docstring). Range 0..1, lower
     is better."""
-    return reduce(_nabf(Batch(fused, a, b, dtype=dtype, min_size=2)), reduction)
+    return measure("Nabf", fused, a, b, dtype=dtype, reduction=reduction)

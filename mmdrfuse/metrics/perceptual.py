@@ -33,8 +33,9 @@ import torch
 from torch import Tensor
 
 from mmdrfuse.metrics._context import Batch
-from mmdrfuse.metrics._primitives import reduce, sobel_zero
+from mmdrfuse.metrics._primitives import sobel_zero
 from mmdrfuse.metrics.matlab import block_sums, filter2_same, freq_radius, gaussian_factor, normalize1
+from mmdrfuse.metrics.registry import measure, register
 
 # Chen-Blum
 QCB_F0, QCB_F1, QCB_A = 15.3870, 1.3456, 0.7622
@@ -109,24 +110,19 @@ def _qcv(ctx: Batch) -> Tensor:
 
 
 # ------------------------------------------------------------------------------------------------ public API
+@register("Qcb", higher_is_better=True, impl=_qcb,
+          description="Chen-Blum perceptual metric Q_CB (Z. Liu's metricChenBlum.m, as VIFB)")
 def Qcb(fused: Tensor, a: Tensor, b: Tensor, *, dtype: torch.dtype = torch.float64,
         reduction: str = "none") -> Tensor:
     """Chen-Blum metric Q_CB (2009) as in Z. Liu's metricChenBlum.m / VIFB's metricsQcb.m (see the module
     docstring). 0..1, higher is better; NaN for a constant non-black image (normalize1's 0/0, as in MATLAB)."""
-    return reduce(_qcb(Batch(fused, a, b, dtype=dtype)), reduction)
+    return measure("Qcb", fused, a, b, dtype=dtype, reduction=reduction)
 
 
+@register("Qcv", higher_is_better=False, impl=_qcv,
+          description="Chen-Varshney perceptual metric Q_CV, 16x16 regions, alpha 5 (as VIFB; lower is better)")
 def Qcv(fused: Tensor, a: Tensor, b: Tensor, *, dtype: torch.dtype = torch.float64,
         reduction: str = "none") -> Tensor:
     """Chen-Varshney metric Q_CV (2007) as in Z. Liu's metricChen.m / VIFB's metricsQcv.m (16 x 16 regions,
     alpha = 5, Mannos-Sakrison CSF; see the module docstring). >= 0, lower is better."""
-    return reduce(_qcv(Batch(fused, a, b, dtype=dtype)), reduction)
-
-
-# registry entries (mmdrfuse.metrics.METRICS): name -> MetricSpec fields
-REGISTRY = {
-    "Qcb": dict(fn=Qcb, higher_is_better=True, in_paper=False, impl=_qcb,
-                description="Chen-Blum perceptual metric Q_CB (Z. Liu's metricChenBlum.m, as VIFB)"),
-    "Qcv": dict(fn=Qcv, higher_is_better=False, in_paper=False, impl=_qcv,
-                description="Chen-Varshney perceptual metric Q_CV, 16x16 regions, alpha 5 (as VIFB; lower is better)"),
-}
+    return measure("Qcv", fused, a, b, dtype=dtype, reduction=reduction)

@@ -4,15 +4,15 @@ The evaluator reads with ``cv2.imread(path)`` (8-bit BGR; a gray file becomes th
 float32, converts with ``cv2.cvtColor(..., COLOR_BGR2GRAY)`` and rounds to integers 0..255. OpenCV's float32
 BGR2GRAY evaluates ``fma(R, 0.299f, fma(B, 0.114f, G * 0.587f))`` in float32; :func:`gray_float_path` reproduces that
 bit for bit (checked against OpenCV on all 2^24 colours) without needing OpenCV. With it, the metrics reproduce
-../shared/reference/metrics/reference_values.csv to ~1e-7 relative.
+the values of the authors' evaluator on the same files to ~1e-7 relative.
 
 ``convention="uint8"`` instead follows ``cv2.cvtColor`` on uint8 input, OpenCV's fixed-point path (OpenCV 5.0:
 ``(9798 R + 19235 G + 3735 B + 2^14) >> 15``, checked on all 2^24 colours; other OpenCV versions may round
 differently on a few colours). The two conventions differ by one gray level on 22,111 of the 2^24 colours (0.13%;
-297 of 89 million pixels in a sample of the shared data); both calibrate within the tolerance.
+297 of 89 million pixels in a sample of the evaluation data sets); both calibrate within the tolerance.
 
 Files are decoded with PIL through :func:`mmdrfuse.images.read_pil` (8-bit L or RGB, alpha dropped, 16-bit scaled),
-which decodes the shared PNG/JPEG files to the same pixels as ``cv2.imread``. Gray files are returned unchanged.
+which decodes the data sets' PNG/JPEG files to the same pixels as ``cv2.imread``. Gray files are returned unchanged.
 :func:`read_eval_gray_u8` (what ``mmdrfuse evaluate`` reads with) decodes plain 8-bit gray or RGB PNG files itself
 (PNG is lossless, so the pixels are PIL's: inflation by libdeflate when the system has it, else zlib, both without
 the GIL; the scanline filters in C; ~1.4x faster than PIL or OpenCV with zlib, ~2.3x with libdeflate) and converts
@@ -114,7 +114,7 @@ _inflate = _Inflater()
 
 
 def _decode_png(path: str | os.PathLike) -> tuple[np.ndarray, bool] | None:
-    """(pixels, is_colour) of a plain PNG: 8-bit gray or RGB, not interlaced (the shared data sets' and
+    """(pixels, is_colour) of a plain PNG: 8-bit gray or RGB, not interlaced (the evaluation data sets' and
     ``mmdrfuse fuse``'s files), decoded here: chunks parsed in Python, the image data inflated (libdeflate or zlib),
     the scanline filters undone in C. None for anything else (other PNG kinds, other formats, a broken or
     truncated file, a bad checksum outside the image data, no C kernels): the caller then uses PIL, whose

@@ -22,9 +22,12 @@ import torch
 from torch import Tensor
 
 from mmdrfuse.metrics._context import Batch
-from mmdrfuse.metrics._primitives import box_sum_valid, filter_valid, gaussian_window, reduce
+from mmdrfuse.metrics._primitives import box_sum_valid, filter_valid, gaussian_window
+from mmdrfuse.metrics.registry import measure, register
 
 K1, K2 = 0.01, 0.03
+UNIFORM_WINDOW = 7  # scikit-image's default window side (SSIM, SSIM_dr255; the C kernel's too)
+GAUSS_WINDOW = 11  # Wang et al.'s Gaussian window side (SSIM_gauss255)
 
 
 def _ssim_map(uf: Tensor, us: Tensor, vf: Tensor, vs: Tensor, vsf: Tensor, data_range: float) -> Tensor:
@@ -37,7 +40,7 @@ def _ssim_map(uf: Tensor, us: Tensor, vf: Tensor, vs: Tensor, vsf: Tensor, data_
     return num.div_(den)
 
 
-def _uniform_per_source(ctx: Batch, data_range: float, win: int = 7) -> Tensor:
+def _uniform_per_source(ctx: Batch, data_range: float, win: int = UNIFORM_WINDOW) -> Tensor:
     """skimage-convention SSIM(F, S) for both sources: (2, N)."""
     n = float(win * win)
     sums = box_sum_valid(ctx.products, win)  # (8, N, h, w) window sums of the shifted maps
@@ -52,7 +55,8 @@ def _uniform_per_source(ctx: Batch, data_range: float, win: int = 7) -> Tensor:
     return _ssim_map(uf, us, vf, vs, vsf, data_range).mean((-2, -1))
 
 
-def _gauss_per_source(ctx: Batch, data_range: float = 255.0, win: int = 11, sigma: float = 1.5) -> Tensor:
+def _gauss_per_source(ctx: Batch, data_range: float = 255.0, win: int = GAUSS_WINDOW,
+                      sigma: float = 1.5) -> Tensor:
     """Wang et al.'s Gaussian SSIM(F, S) for both sources: (2, N)."""
     w = gaussian_window(win, sigma, dtype=ctx.dtype, device=ctx.f.device)
     m = filter_valid(ctx.products, w)  # weighted means of the shifted maps
@@ -83,20 +87,26 @@ def _ssim_gauss255(ctx: Batch) -> Tensor:
     return _gauss_per_source(ctx).mean(0)
 
 
+@register("SSIM", higher_is_better=True, paper=True, min_size=UNIFORM_WINDOW, impl=_ssim,
+          description="SSIM(F,A) + SSIM(F,B), skimage defaults (7x7 uniform), data_range 2")
 def SSIM(fused: Tensor, a: Tensor, b: Tensor, *, dtype: torch.dtype = torch.float64, reduction: str = "none") -> Tensor:
     """The paper's SSIM: ``SSIM(F, A) + SSIM(F, B)``, scikit-image defaults (7 x 7 uniform window, sample
     covariance, K1 = 0.01, K2 = 0.03) with data_range = 2 (see the module docstring). Range up to 2."""
-    return reduce(_ssim(Batch(fused, a, b, dtype=dtype, min_size=7)), reduction)
+    return measure("SSIM", fused, a, b, dtype=dtype, reduction=reduction)
 
 
+@register("SSIM_dr255", higher_is_better=True, min_size=UNIFORM_WINDOW, impl=_ssim_dr255,
+          description="SSIM(F,A) + SSIM(F,B), skimage defaults with data_range 255")
 def SSIM_dr255(fused: Tensor, a: Tensor, b: Tensor, *, dtype: torch.dtype = torch.float64,
                reduction: str = "none") -> Tensor:
     """``SSIM(F, A) + SSIM(F, B)`` with scikit-image defaults and data_range = 255. Range up to 2."""
-    return reduce(_ssim_dr255(Batch(fused, a, b, dtype=dtype, min_size=7)), reduction)
+    return measure("SSIM_dr255", fused, a, b, dtype=dtype, reduction=reduction)
 
 
+@register("SSIM_gauss255", higher_is_better=True, min_size=GAUSS_WINDOW, impl=_ssim_gauss255,
+          description="(SSIM(F,A) + SSIM(F,B)) / 2, 11x11 Gaussian (sigma 1.5), L = 255 (Wang et al.)")
 def SSIM_gauss255(fused: Tensor, a: Tensor, b: Tensor, *, dtype: torch.dtype = torch.float64,
                   reduction: str = "none") -> Tensor:
     """``(SSIM(F, A) + SSIM(F, B)) / 2`` with Wang et al.'s 11 x 11 Gaussian window (sigma 1.5), population
     covariance, valid windows and L = 255. Range up to 1."""
-    return reduce(_ssim_gauss255(Batch(fused, a, b, dtype=dtype, min_size=11)), reduction)
+    return measure("SSIM_gauss255", fused, a, b, dtype=dtype, reduction=reduction)

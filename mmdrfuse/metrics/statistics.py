@@ -1,10 +1,10 @@
 """Global-statistics metrics: SD, EN, SF, AG (fused image only) and CC, SCD, MSE, PSNR, MI (fused vs sources).
 
-Conventions of the authors' evaluator (../shared/reference/README.md); F = fused, A = IR/MRI, B = VIS/PET/SPECT,
-all 0..255. Each public function takes N x 1 x H x W tensors and returns one value per image (``reduction="none"``)
-or their mean (``"mean"``); the fused-only metrics accept and ignore ``a`` and ``b``. On float64 CPU tensors all nine
-come from one C kernel pass (:mod:`._native`: exact sums for integer images, the same formulas); the torch code
-below is the reference and the path for float32, CUDA and autograd.
+Conventions of the authors' evaluator (their evaluation code; see docs/metrics.md); F = fused, A = IR/MRI,
+B = VIS/PET/SPECT, all 0..255. Each public function takes N x 1 x H x W tensors and returns one value per image
+(``reduction="none"``) or their mean (``"mean"``); the fused-only metrics accept and ignore ``a`` and ``b``. On
+float64 CPU tensors all nine come from one C kernel pass (:mod:`._native`: exact sums for integer images, the same
+formulas); the torch code below is the reference and the path for float32, CUDA and autograd.
 """
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ import torch
 from torch import Tensor
 
 from mmdrfuse.metrics._context import Batch
-from mmdrfuse.metrics._primitives import corr, flat, histogram256, joint_histogram256, reduce
+from mmdrfuse.metrics._primitives import corr, flat, histogram256, joint_histogram256
+from mmdrfuse.metrics.registry import measure, register
 
 
 # ------------------------------------------------------------------------------------------- implementations
@@ -100,59 +101,73 @@ def _mi(ctx: Batch) -> Tensor:
 
 
 # ------------------------------------------------------------------------------------------------ public API
+@register("SD", higher_is_better=True, paper=True, needs_sources=False, impl=_sd,
+          description="standard deviation of F (population)")
 def SD(fused: Tensor, a: Tensor | None = None, b: Tensor | None = None, *, dtype: torch.dtype = torch.float64,
        reduction: str = "none") -> Tensor:
     """Standard deviation (Rao 1997; the paper cites Aslantas & Bendes 2015): population std of F,
     ``sqrt(mean((F - mean F)^2))``. No reference image; higher means more contrast."""
-    return reduce(_sd(Batch(fused, a, b, dtype=dtype, need_sources=False)), reduction)
+    return measure("SD", fused, a, b, dtype=dtype, reduction=reduction)
 
 
+@register("SCD", higher_is_better=True, paper=True, impl=_scd,
+          description="sum of correlations of differences corr(F-B,A) + corr(F-A,B)")
+def SCD(fused: Tensor, a: Tensor, b: Tensor, *, dtype: torch.dtype = torch.float64, reduction: str = "none") -> Tensor:
+    """Sum of the correlations of differences (Aslantas & Bendes 2015): ``corr(F - B, A) + corr(F - A, B)``."""
+    return measure("SCD", fused, a, b, dtype=dtype, reduction=reduction)
+
+
+@register("CC", higher_is_better=True, paper=True, impl=_cc, description="(corr(A,F) + corr(B,F)) / 2")
+def CC(fused: Tensor, a: Tensor, b: Tensor, *, dtype: torch.dtype = torch.float64, reduction: str = "none") -> Tensor:
+    """Correlation coefficient (Ma et al. 2019): ``(corr(A, F) + corr(B, F)) / 2``, Pearson correlation over all
+    pixels. The paper's convention is the mean of the two (some codebases sum)."""
+    return measure("CC", fused, a, b, dtype=dtype, reduction=reduction)
+
+
+@register("EN", higher_is_better=True, needs_sources=False, impl=_en,
+          description="Shannon entropy of F's 256-bin histogram, bits")
 def EN(fused: Tensor, a: Tensor | None = None, b: Tensor | None = None, *, dtype: torch.dtype = torch.float64,
        reduction: str = "none") -> Tensor:
     """Shannon entropy in bits of F's 256-bin gray-level histogram (Roberts et al. 2008):
     ``-sum_l p_l log2 p_l`` with values rounded to integers 0..255."""
-    return reduce(_en(Batch(fused, a, b, dtype=dtype, need_sources=False)), reduction)
+    return measure("EN", fused, a, b, dtype=dtype, reduction=reduction)
 
 
+@register("SF", higher_is_better=True, needs_sources=False, min_size=2, impl=_sf,
+          description="spatial frequency sqrt(mean dx^2 + mean dy^2)")
 def SF(fused: Tensor, a: Tensor | None = None, b: Tensor | None = None, *, dtype: torch.dtype = torch.float64,
        reduction: str = "none") -> Tensor:
     """Spatial frequency (Eskicioglu & Fisher 1995): ``sqrt(mean(dx^2) + mean(dy^2))`` with forward differences
     dx = F[:, j+1] - F[:, j] and dy = F[i+1, :] - F[i, :] (each mean over its own valid area)."""
-    return reduce(_sf(Batch(fused, a, b, dtype=dtype, need_sources=False, min_size=2)), reduction)
+    return measure("SF", fused, a, b, dtype=dtype, reduction=reduction)
 
 
+@register("AG", higher_is_better=True, needs_sources=False, min_size=2, impl=_ag,
+          description="average gradient mean sqrt((Gx^2 + Gy^2) / 2), numpy.gradient")
 def AG(fused: Tensor, a: Tensor | None = None, b: Tensor | None = None, *, dtype: torch.dtype = torch.float64,
        reduction: str = "none") -> Tensor:
     """Average gradient (Cui et al. 2015): ``mean(sqrt((Gx^2 + Gy^2) / 2))`` with ``numpy.gradient`` derivatives
     (central differences inside, one-sided at the borders), mean over all H x W pixels."""
-    return reduce(_ag(Batch(fused, a, b, dtype=dtype, need_sources=False, min_size=2)), reduction)
+    return measure("AG", fused, a, b, dtype=dtype, reduction=reduction)
 
 
-def CC(fused: Tensor, a: Tensor, b: Tensor, *, dtype: torch.dtype = torch.float64, reduction: str = "none") -> Tensor:
-    """Correlation coefficient (Ma et al. 2019): ``(corr(A, F) + corr(B, F)) / 2``, Pearson correlation over all
-    pixels. The paper's convention is the mean of the two (some codebases sum)."""
-    return reduce(_cc(Batch(fused, a, b, dtype=dtype)), reduction)
-
-
-def SCD(fused: Tensor, a: Tensor, b: Tensor, *, dtype: torch.dtype = torch.float64, reduction: str = "none") -> Tensor:
-    """Sum of the correlations of differences (Aslantas & Bendes 2015): ``corr(F - B, A) + corr(F - A, B)``."""
-    return reduce(_scd(Batch(fused, a, b, dtype=dtype)), reduction)
-
-
-def MSE(fused: Tensor, a: Tensor, b: Tensor, *, dtype: torch.dtype = torch.float64, reduction: str = "none") -> Tensor:
-    """Mean squared error to the sources: ``(mean((F - A)^2) + mean((F - B)^2)) / 2``. Lower is better."""
-    return reduce(_mse(Batch(fused, a, b, dtype=dtype)), reduction)
-
-
-def PSNR(fused: Tensor, a: Tensor, b: Tensor, *, dtype: torch.dtype = torch.float64, reduction: str = "none") -> Tensor:
-    """Peak signal-to-noise ratio in dB: ``10 log10(max(F)^2 / MSE)`` with MSE as in :func:`MSE` (the evaluator's
-    peak is the fused image's maximum, not 255). Infinite when F equals both sources."""
-    return reduce(_psnr(Batch(fused, a, b, dtype=dtype)), reduction)
-
-
+@register("MI", higher_is_better=True, impl=_mi,
+          description="mutual information MI(F,A) + MI(F,B) in nats, 256-level joint histogram")
 def MI(fused: Tensor, a: Tensor, b: Tensor, *, dtype: torch.dtype = torch.float64, reduction: str = "none") -> Tensor:
     """Mutual information (Qu et al. 2002) in nats, summed over the sources: ``MI(F, A) + MI(F, B)`` with
     ``MI(X, Y) = sum p(x,y) ln(p(x,y) / (p(x) p(y)))`` over the joint histogram of the integer gray levels
     (values rounded to 0..255), as ``sklearn.metrics.mutual_info_score`` on the flattened images."""
-    return reduce(_mi(Batch(fused, a, b, dtype=dtype)), reduction)
+    return measure("MI", fused, a, b, dtype=dtype, reduction=reduction)
 
+
+@register("PSNR", higher_is_better=True, impl=_psnr, description="10 log10(max(F)^2 / MSE), dB")
+def PSNR(fused: Tensor, a: Tensor, b: Tensor, *, dtype: torch.dtype = torch.float64, reduction: str = "none") -> Tensor:
+    """Peak signal-to-noise ratio in dB: ``10 log10(max(F)^2 / MSE)`` with MSE as in :func:`MSE` (the evaluator's
+    peak is the fused image's maximum, not 255). Infinite when F equals both sources."""
+    return measure("PSNR", fused, a, b, dtype=dtype, reduction=reduction)
+
+
+@register("MSE", higher_is_better=False, impl=_mse, description="(mean (F-A)^2 + mean (F-B)^2) / 2")
+def MSE(fused: Tensor, a: Tensor, b: Tensor, *, dtype: torch.dtype = torch.float64, reduction: str = "none") -> Tensor:
+    """Mean squared error to the sources: ``(mean((F - A)^2) + mean((F - B)^2)) / 2``. Lower is better."""
+    return measure("MSE", fused, a, b, dtype=dtype, reduction=reduction)

@@ -25,7 +25,8 @@ import torch
 from torch import Tensor
 
 from mmdrfuse.metrics._context import Batch, stack_products
-from mmdrfuse.metrics._primitives import filter_valid, filter_valid_down2, gaussian_window, reduce
+from mmdrfuse.metrics._primitives import filter_valid, filter_valid_down2, gaussian_window
+from mmdrfuse.metrics.registry import measure, register
 
 SCALES = 4
 SIGMA_NSQ = 2.0
@@ -53,8 +54,6 @@ def min_size() -> int:
             return side
         side += 1
 
-
-MIN_SIZE = min_size()
 
 
 def _terms(s_r: Tensor, s_d: Tensor, s_rd: Tensor) -> tuple[Tensor, Tensor]:
@@ -103,8 +102,10 @@ def _vif(ctx: Batch) -> Tensor:
     return _per_source(ctx).sum(0)
 
 
+@register("VIF", higher_is_better=True, paper=True, min_size=min_size(), impl=_vif,
+          description="4-scale pixel VIF(A,F) + VIF(B,F), sigma_n^2 = 2")
 def VIF(fused: Tensor, a: Tensor, b: Tensor, *, dtype: torch.dtype = torch.float64, reduction: str = "none") -> Tensor:
     """Visual information fidelity, ``VIFp(A, F) + VIFp(B, F)``: 4-scale pixel-domain VIF (Sheikh & Bovik 2006;
     for fusion Han et al. 2013), Gaussian windows N = 2^(5-s)+1, sd = N/5, valid filtering, sigma_n^2 = 2,
     eps = 1e-10 (see the module docstring). Images must be at least 41 x 41."""
-    return reduce(_vif(Batch(fused, a, b, dtype=dtype, min_size=MIN_SIZE)), reduction)
+    return measure("VIF", fused, a, b, dtype=dtype, reduction=reduction)

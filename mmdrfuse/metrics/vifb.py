@@ -50,10 +50,11 @@ from mmdrfuse.metrics import extras, perceptual
 from mmdrfuse.metrics._context import Batch
 from mmdrfuse.metrics._primitives import check_dtype, histogram256, joint_histogram256, reduce
 from mmdrfuse.metrics.matlab import rgb2gray
+from mmdrfuse.metrics.ssim import GAUSS_WINDOW
 from mmdrfuse.metrics.statistics import mutual_information
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class VifbMetric:
     """One VIFB column: ``fn(ctx)`` gives one value per gray channel image of the Batch (or, with ``whole``, takes
     the N x C x H x W fused tensor itself); ``gray`` says how colour sources become gray when F is gray."""
@@ -117,26 +118,32 @@ def _spatial_frequency(f: Tensor) -> Tensor:
 
 
 VIFB_METRICS: dict[str, VifbMetric] = {
-    "Cross_entropy": VifbMetric(_registered("CE"), False, "(CE(V,F) + CE(I,F)) / 2 in bits, 256-bin histograms",
-                                "uint8"),
-    "Entropy": VifbMetric(_entropy, True, "entropy of F's 256-bin histogram, bits"),
-    "Mutinf": VifbMetric(_mutinf, True, "MI(V,F) + MI(I,F) in nats, each image min-max scaled to 0..255 first",
-                         "uint8"),
-    "Psnr": VifbMetric(_psnr, True, "20 log10(255 / sqrt(MES)), MES = mean over sources of sqrt(SSE) / (H W)",
-                       "double"),
-    "Avg_gradient": VifbMetric(_avg_gradient, True, "sum sqrt((Gx^2 + Gy^2) / 2) / ((H-1)(W-1)), MATLAB gradient",
-                               None, 2),
-    "Edge_intensity": VifbMetric(_registered("EI"), True, "mean Sobel magnitude, replicated borders"),
-    "Qabf": VifbMetric(_registered("Qabf"), True, "Xydeas-Petrovic Q^AB/F, Sobel with zero padding", "double"),
-    "Variance": VifbMetric(_registered("SD"), True, "population standard deviation of F (VIFB's name)"),
-    "Spatial_frequency": VifbMetric(_spatial_frequency, True,
-                                    "sqrt((sum dx^2 + sum dy^2) / (H W')), channels side by side (W' = 3W)",
-                                    None, 2, True),
-    "Rmse": VifbMetric(_mes, False, "mean over sources of sqrt(SSE) / (H W) (= RMSE / sqrt(H W))", "double"),
-    "Ssim": VifbMetric(_ssim, True, "SSIM(V,F) + SSIM(I,F), 11x11 Gaussian (1.5), L = 255", "uint8", 11),
-    "Qcb": VifbMetric(_registered("Qcb"), True, "Chen-Blum perceptual metric (Z. Liu's metricChenBlum.m)", "double"),
-    "Qcv": VifbMetric(_registered("Qcv"), False, "Chen-Varshney perceptual metric, 16x16 regions, alpha 5",
-                      "double"),
+    "Cross_entropy": VifbMetric(fn=_registered("CE"), higher_is_better=False, gray="uint8",
+                                description="(CE(V,F) + CE(I,F)) / 2 in bits, 256-bin histograms"),
+    "Entropy": VifbMetric(fn=_entropy, higher_is_better=True, description="entropy of F's 256-bin histogram, bits"),
+    "Mutinf": VifbMetric(fn=_mutinf, higher_is_better=True, gray="uint8",
+                         description="MI(V,F) + MI(I,F) in nats, each image min-max scaled to 0..255 first"),
+    "Psnr": VifbMetric(fn=_psnr, higher_is_better=True, gray="double",
+                       description="20 log10(255 / sqrt(MES)), MES = mean over sources of sqrt(SSE) / (H W)"),
+    "Avg_gradient": VifbMetric(fn=_avg_gradient, higher_is_better=True, min_size=2,
+                               description="sum sqrt((Gx^2 + Gy^2) / 2) / ((H-1)(W-1)), MATLAB gradient"),
+    "Edge_intensity": VifbMetric(fn=_registered("EI"), higher_is_better=True,
+                                 description="mean Sobel magnitude, replicated borders"),
+    "Qabf": VifbMetric(fn=_registered("Qabf"), higher_is_better=True, gray="double",
+                       description="Xydeas-Petrovic Q^AB/F, Sobel with zero padding"),
+    "Variance": VifbMetric(fn=_registered("SD"), higher_is_better=True,
+                           description="population standard deviation of F (VIFB's name)"),
+    "Spatial_frequency": VifbMetric(fn=_spatial_frequency, higher_is_better=True, min_size=2, whole=True,
+                                    description="sqrt((sum dx^2 + sum dy^2) / (H W')), channels side by side "
+                                                "(W' = 3W)"),
+    "Rmse": VifbMetric(fn=_mes, higher_is_better=False, gray="double",
+                       description="mean over sources of sqrt(SSE) / (H W) (= RMSE / sqrt(H W))"),
+    "Ssim": VifbMetric(fn=_ssim, higher_is_better=True, gray="uint8", min_size=GAUSS_WINDOW,
+                       description="SSIM(V,F) + SSIM(I,F), 11x11 Gaussian (1.5), L = 255"),
+    "Qcb": VifbMetric(fn=_registered("Qcb"), higher_is_better=True, gray="double",
+                      description="Chen-Blum perceptual metric (Z. Liu's metricChenBlum.m)"),
+    "Qcv": VifbMetric(fn=_registered("Qcv"), higher_is_better=False, gray="double",
+                      description="Chen-Varshney perceptual metric, 16x16 regions, alpha 5"),
 }
 NAMES: list[str] = list(VIFB_METRICS)
 

@@ -2,7 +2,7 @@
 distillation), resumable, deterministic on CPU, and scalable with ``torchrun`` (DistributedDataParallel).
 
 Python API: :func:`load_config` (a profile name or YAML path + overrides -> :class:`TrainConfig`) and
-:func:`train` (config -> :class:`TrainResult`). The recipe follows ../shared/SPEC.md; each profile in
+:func:`train` (config -> :class:`TrainResult`). The recipe follows the paper (docs/training.md); each profile in
 ``mmdrfuse/configs/train_<profile>_<kind>.yaml`` says whether it follows the paper or the authors' code.
 
 Modules: :mod:`~mmdrfuse.train.config` (the config dataclasses and profiles), :mod:`~mmdrfuse.train.step` (the loss
