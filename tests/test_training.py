@@ -164,8 +164,9 @@ def test_smoke_teacher_runs(tmp_path, roots):
     assert res.steps == 1 and (tmp_path / "t" / "model.pt").is_file()
 
 
-def test_resume_equals_uninterrupted(tmp_path, roots):
-    cfg = _cfg()
+@pytest.mark.parametrize("schedule", ["constant", "cosine"])
+def test_resume_equals_uninterrupted(tmp_path, roots, schedule):
+    cfg = _cfg(**{"optim.schedule": schedule})
     full = training.train(cfg, tmp_path / "full", **roots)
 
     def stop_in_epoch_1(step, terms):
@@ -186,7 +187,24 @@ def test_resume_equals_uninterrupted(tmp_path, roots):
     for x, y in zip(ra, rb):
         assert float(x["total"]) == pytest.approx(float(y["total"]), rel=1e-5)
     with pytest.raises(MMDRFuseError, match="different recipe"):
-        training.train(_cfg(**{"optim.lr": 1e-3}), tmp_path / "cut", resume=True, **roots)
+        training.train(_cfg(**{"optim.lr": 1e-3, "optim.schedule": schedule}), tmp_path / "cut", resume=True, **roots)
+
+
+def test_cosine_schedule_sets_the_learning_rate_of_every_step(tmp_path, roots, monkeypatch):
+    seen = []
+    real = torch.optim.Adam.step
+
+    def spy(self, *a, **k):
+        seen.append(self.param_groups[0]["lr"])
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", spy)
+    training.train(_cfg(**{"optim.schedule": "cosine", "optim.lr": 1e-3}), tmp_path / "run", **roots)
+    assert seen == pytest.approx([1e-3 * 0.5 * (1 + math.cos(math.pi * t / 4)) for t in range(4)])
+    # the default recipe hash is unchanged by the new key (older run folders still resume)
+    assert training.load_config("cpu", "student").recipe_hash() == "a2501894c0cef5aa"  # the hash before optim.schedule existed
+    with pytest.raises(MMDRFuseError, match="did you mean 'cosine'"):
+        training.load_config("smoke", "student", {"optim.schedule": "cosin"})
 
 
 def test_nan_guard_keeps_last_good_checkpoint(tmp_path, roots, monkeypatch):

@@ -88,10 +88,12 @@ def curve(args) -> list[dict]:
     ref_fused = work / "reference"
     runs.fuse_and_score(runs.REFERENCE, ref_fused, data_root, args.weights_root)
     cfg = runs.load_config(args.base, "student", _overrides(args.budget))
-    key = jobs.key_of({"config": cfg.to_dict(), "reference": runs.REFERENCE, "curve": "MSRS"})
+    key = jobs.key_of({"config": cfg.to_dict(), "reference": runs.REFERENCE, "curve": "MSRS",
+                       **({"every": args.every} if args.every != 1 else {})})
     job = jobs.Job(work / "results" / f"curve-{key}.json",
                    lambda: {"key": key, "rows": runs.learning_curve(cfg, work, reference, ref_fused, data_root,
-                                                                    args.weights_root)}, jobs.has_key(key), "curve")
+                                                                    args.weights_root, every=args.every)},
+                   jobs.has_key(key), "curve")
     rows = jobs.run(job, log=lambda m: print(m, file=sys.stderr))["rows"]
     report.write_curve(rows, Path(args.out), base=args.base, budget=_overrides(args.budget))
     return rows
@@ -104,6 +106,7 @@ def main(argv=None) -> int:
     p.add_argument("--budget", nargs="*", metavar="KEY=VALUE",
                    help="overrides for every run before the factor's own (e.g. optim.epochs=3)")
     p.add_argument("--factors", nargs="*", default=list(runs.FACTOR_NAMES), help="default: all")
+    p.add_argument("--every", type=int, default=1, help="curve: measure every N epochs (default 1)")
     p.add_argument("--students", nargs="*", default=list(STUDENTS), help="named weights or checkpoints to diagnose")
     p.add_argument("--out", default="results/training")
     p.add_argument("--work", default="runs/recipe_fidelity")

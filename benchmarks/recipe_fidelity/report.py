@@ -66,10 +66,18 @@ def write_factors(results: list[dict], ref_scores: dict, out: Path, *, base: str
 
 
 def write_curve(rows: list[dict], out: Path, *, base: str, budget: dict) -> None:
-    _write_csv(pd.DataFrame(rows), out / CURVE_CSV, provenance(
+    """Add one run's curve to ``recipe_curve.csv`` (a ``run`` column names it; the run's earlier rows are replaced)."""
+    label = f"{base} " + " ".join(f"{k}={v}" for k, v in budget.items())
+    new = pd.DataFrame([{"run": label, **r} for r in rows])
+    path = out / CURVE_CSV
+    if path.is_file():
+        old = pd.read_csv(path)
+        new = pd.concat([old[old["run"] != label], new], ignore_index=True)
+    runs_in = list(dict.fromkeys(new["run"]))
+    _write_csv(new, path, provenance(
         "recipe_curve", profile=str(base), data={"train": "LLVIP/train_samples", "test": "MSRS/test (361)"},
-        notes=[f"one run of {base} with {json.dumps(budget)}, measured after every epoch (distances as in "
-               "recipe_factors)"]))
+        notes=["each run (column run: the base recipe and its overrides) trained once and measured after its "
+               "epochs (distances as in recipe_factors)", *runs_in]))
     render(out)
 
 

@@ -161,7 +161,7 @@ def factor_jobs(base: str | Path, budget: dict, names, work: Path, reference: nn
 
 
 def learning_curve(cfg: TrainConfig, work: Path, reference: nn.Module, ref_fused: Path, data_root: Path,
-                   weights_root, dataset: str = "MSRS") -> list[dict]:
+                   weights_root, dataset: str = "MSRS", every: int = 1) -> list[dict]:
     """Train ``cfg`` once and measure the student after every epoch: the distance to the authors' student on the
     training patches and on ``dataset``'s fused images, and the paper's six metrics there (does more training of this
     recipe move towards the authors' student, or away?)."""
@@ -173,6 +173,8 @@ def learning_curve(cfg: TrainConfig, work: Path, reference: nn.Module, ref_fused
     rows = []
 
     def on_epoch(epoch: int, model: nn.Module) -> None:
+        if (epoch + 1) % every and epoch != cfg.optim.epochs - 1:
+            return
         snap = Student(StudentConfig(hidden=cfg.model.hidden))
         snap.load_state_dict(model.state_dict())
         snap.eval()

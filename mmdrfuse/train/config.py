@@ -24,6 +24,7 @@ from mmdrfuse.names import unknown
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 KINDS = ("teacher", "student")
 PROFILES = ("paper", "official", "cpu", "smoke")
+SCHEDULES = ("constant", "cosine")  # optim.schedule
 STEPS = ("fast", "reference")  # speed.step: the training step's implementation (equal losses, docs/training.md)
 
 
@@ -44,7 +45,8 @@ class DataConfig:
 class OptimConfig:
     epochs: int = 10
     batch_size: int = 25  # global batch; split evenly over torchrun processes
-    lr: float = 1.0e-4  # Adam, no schedule, no weight decay
+    lr: float = 1.0e-4  # Adam, no weight decay
+    schedule: str = "constant"  # constant (the paper's) | cosine: lr * (1 + cos(pi * step / steps)) / 2 per step
 
 
 @dataclass
@@ -109,6 +111,8 @@ class TrainConfig:
         d = self.to_dict()
         d.pop("speed")
         d["bank"].pop("memory_mb")
+        if d["optim"]["schedule"] == "constant":  # added later: runs from before it keep their hash
+            d["optim"].pop("schedule")
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -204,6 +208,8 @@ def load_config(name_or_path: str | os.PathLike | dict | None = None, kind: str 
         raise MMDRFuseError(f"{where}: kind must be one of {KINDS}, got {cfg.kind!r}")
     if cfg.speed.step not in STEPS:
         raise MMDRFuseError(f"{where}: speed.step must be one of {STEPS}, got {cfg.speed.step!r}")
+    if cfg.optim.schedule not in SCHEDULES:
+        raise unknown("optim.schedule", cfg.optim.schedule, SCHEDULES, where)
     if cfg.loss.distill_mode not in losses.DISTILL_MODES:
         raise MMDRFuseError(f"{where}: loss.distill_mode must be one of {losses.DISTILL_MODES}")
     for key, value, least in (("optim.epochs", cfg.optim.epochs, 1), ("optim.batch_size", cfg.optim.batch_size, 1),

@@ -241,6 +241,7 @@ def _run_epochs(run: _Run, t0: float, progress: bool, on_step, on_epoch=None) ->
     """The epochs from ``run.start_epoch`` on, a checkpoint after each; returns the global step count."""
     cfg, model, optimizer = run.cfg, run.trainer.model, run.optimizer
     step = run.start_epoch * run.steps_per_epoch
+    total_steps = cfg.optim.epochs * run.steps_per_epoch
     bar = tqdm(total=cfg.optim.epochs * run.steps_per_epoch, initial=step, disable=not progress or run.rank != 0,
                desc=f"train {cfg.kind}", unit="step", dynamic_ncols=True)
     try:
@@ -251,6 +252,9 @@ def _run_epochs(run: _Run, t0: float, progress: bool, on_step, on_epoch=None) ->
             for b in range(run.steps_per_epoch):
                 ids = order[b * run.local_bs:(b + 1) * run.local_bs]
                 optimizer.zero_grad(set_to_none=True)
+                if cfg.optim.schedule == "cosine":  # from the global step alone, so a resumed run continues it
+                    for group in optimizer.param_groups:
+                        group["lr"] = cfg.optim.lr * 0.5 * (1 + math.cos(math.pi * step / total_steps))
                 res = run.trainer.step(ids, epoch)
                 _check_finite(run, res, epoch, step, epoch_rows)
                 run.trainer.backward(res)
