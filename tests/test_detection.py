@@ -480,3 +480,6 @@ def test_quick_profile_from_given_yolo_weights(shared_data, tmp_path):
     res = json.loads((tmp_path / "out2/detection/MSRS/quick/visible-only.json").read_text())
     from mmdrfuse.download import sha256_file
     assert res["config"]["yolo_weights_sha256"] == sha256_file(init)
+    # an Ultralytics checkpoint of the same model: every tensor fits, nothing skipped, nothing fresh
+    assert res["yolo_init"]["kind"] == "ultralytics" and res["yolo_init"]["skipped"] == 0
+    assert res["yolo_init"]["fresh"] == 0 and res["yolo_init"]["transferred"] > 300

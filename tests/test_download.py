@@ -299,3 +299,33 @@ def test_unreachable_network_is_noticed_once(tmp_path, monkeypatch, capsys):
     err = capsys.readouterr().err
     assert code == 0 and err.count("cannot be reached") == 1 and "and everything after it" in err
     assert json.loads((tmp_path / "demo-out" / "table5.provenance.json").read_text())["demo"] is True
+
+
+def test_ivt250_download_entry(mirror, tmp_path, capsys):
+    """IVT_250 (unverified, no sha256 known): the GitHub archive of AWCXV/FusionBooster @ 35de693 is fetched, only its
+    dataset/IVT_250/{ir,vis} folders are kept, the archive's sha256 is recorded as not verified, and both the listing
+    and the download say that the data set is unverified."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for i in (1, 2, 3):
+            zf.writestr(f"FusionBooster-35de693/dataset/IVT_250/ir/{i}.png", _png(i))
+            zf.writestr(f"FusionBooster-35de693/dataset/IVT_250/vis/{i}.png", _png(10 + i, colour=True))
+        zf.writestr("FusionBooster-35de693/dataset/other/ir/1.png", _png(99))
+        zf.writestr("FusionBooster-35de693/README.md", b"FusionBooster")
+    archive = buf.getvalue()
+    mirror.put("github.com/AWCXV/FusionBooster/archive/35de693.zip", archive)
+    root = tmp_path / "d"
+    spec = data.get("ivt250")
+    assert spec.name == "IVT_250" and spec.source.sha256 is None and "no sha256" in spec.unverified
+    assert cli.main(["data", "download", "IVT_250", "--data-root", str(root), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "IVT_250: 3 pairs" in out and "unverified" in out
+    assert sorted(p.name for p in (root / "IVT_250/vis").iterdir()) == ["1.png", "2.png", "3.png"]
+    assert sorted(p.name for p in root.iterdir()) == ["IVT_250", data.RECORD_FILE]  # nothing else of the repository
+    record = json.loads((root / data.RECORD_FILE).read_text())["IVT_250"]
+    assert record["sha256"] == _sha(archive) and record["sha256_verified"] is False
+    assert record["url"].endswith("/github.com/AWCXV/FusionBooster/archive/35de693.zip")
+    assert cli.main(["data", "list", "--data-root", str(root)]) == 0
+    listed = capsys.readouterr().out
+    line = next(ln for ln in listed.splitlines() if ln.startswith("IVT_250 "))
+    assert "found    3" in line and "FLAGGED" in line and "unverified" in listed

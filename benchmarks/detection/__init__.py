@@ -7,17 +7,20 @@ machine), ``paper`` (the paper's protocol on the full LLVIP).
 
 Data here: MSRS test set (361 pairs) with YOLO labels, split by :func:`block_split` (sorted stems, blocks of 10
 consecutive stems, every 4th block -> test: 271 train / 90 test). The paper's protocol (LLVIP, 2000 train / 250 test
-pairs, 3 epochs, COCO-pretrained YOLOv5) cannot be run here: no full LLVIP, no pretrained weights (pass
-``--yolo-weights PATH`` if you have them). The paper prints Fig. 8 as a plot only, so there are no paper values to
-compare against and no ``paper`` rows. Fig. 8 itself is drawn by the figures target from ``detection.csv``.
+pairs, 3 epochs, COCO-pretrained YOLOv5) cannot be run here: no full LLVIP. Initial weights (``--yolo-weights``,
+:mod:`.weights`): an Ultralytics checkpoint, or a plain YOLOv5 v6 state dict whose backbone and neck are transferred
+into the v5u model by name and shape (:func:`.yolo.initial_weights`; the head starts fresh). The paper prints Fig. 8
+as a plot only, so there are no paper values to compare against and no ``paper`` rows. Fig. 8 itself is drawn by the
+figures target from ``detection.csv``.
 
 Resumable: one result JSON per (dataset, profile, method, seed), written atomically; a rerun skips jobs whose JSON
 matches the current configuration, and an interrupted training resumes from its ``last.pt``.
 
 Modules: :mod:`.config` (profiles, constants), :mod:`.data` (data sets, splits, labels, the Ultralytics dataset
-layout), :mod:`.yolo` (the only one that touches Ultralytics: offline import, training, evaluation), :mod:`.jobs`
-(job keys, locks, cached results), :mod:`.benchmark` (jobs -> tidy rows), :mod:`.report` (CSV / TeX / MD /
-provenance), :mod:`.cli` (``python -m benchmarks.detection``); here: the harness entry :func:`run`.
+layout), :mod:`.weights` (named initial weights, reading a state dict), :mod:`.yolo` (the only one that touches
+Ultralytics: offline import, training, evaluation, moving initial weights), :mod:`.jobs` (job keys, locks, cached
+results), :mod:`.benchmark` (jobs -> tidy rows), :mod:`.report` (CSV / TeX / MD / provenance), :mod:`.cli`
+(``python -m benchmarks.detection``); here: the harness entry :func:`run`.
 """
 from __future__ import annotations
 
@@ -34,7 +37,8 @@ from benchmarks.detection.data import (DetectionData, Split, block_split, count_
                                        prepare_yolo_dataset, read_yolo_labels, resolve_dataset)
 from benchmarks.detection.jobs import job_key, result_name
 from benchmarks.detection.report import finish, protocol_text, write_reports
-from benchmarks.detection.yolo import import_ultralytics
+from benchmarks.detection.weights import YOLO_WEIGHTS, read_state_dict, resolve_yolo_weights
+from benchmarks.detection.yolo import Transfer, import_ultralytics, initial_weights, transfer_state_dict
 from benchmarks.fusion_methods import MethodEntry, method_entries
 from mmdrfuse.errors import MMDRFuseError
 from mmdrfuse.paths import cache_dir
@@ -46,7 +50,9 @@ __all__ = ["CONFIG_PATH", "FIG8_NOTE", "METRICS", "SOURCE_ROWS", "TABLE", "TIDY_
            "DetectionData", "DetectionProfile", "MethodEntry", "Split", "block_split", "count_boxes",
            "detection_benchmark", "evenly_spaced", "finish", "fused_folders", "import_ultralytics", "job_key",
            "load_config", "load_profile", "main", "method_entries", "prepare_yolo_dataset", "protocol_text",
-           "read_yolo_labels", "resolve_dataset", "result_name", "run", "tidy_rows", "write_reports", "yolo"]
+           "read_yolo_labels", "resolve_dataset", "result_name", "run", "tidy_rows", "write_reports", "yolo",
+           "YOLO_WEIGHTS", "Transfer", "initial_weights", "read_state_dict", "resolve_yolo_weights",
+           "transfer_state_dict"]
 
 
 def fused_folders(ctx: Context, entry: MethodEntry, data: DetectionData, split: Split) -> list[Path]:
@@ -90,7 +96,8 @@ def run(ctx: Context) -> list[Path]:
     for m, slot in SOURCE_ROWS.items():
         image_dirs[m] = list(data.ir if slot == "ir" else data.vis)
         rows_as[m] = (m, "none")
-    yolo_weights = ctx.yolo_weights or os.environ.get(YOLO_WEIGHTS_ENV) or None
+    yolo_weights = resolve_yolo_weights(ctx.yolo_weights or os.environ.get(YOLO_WEIGHTS_ENV) or prof.yolo_weights,
+                                        ctx.weights_root)
     per_seed: list[dict] = []
     df = detection_benchmark(image_dirs, data.labels_dir, split, prof, out_dir, dataset=data.name, work_dir=work,
                              keep_class=data.person_class, device=str(ctx.device or "cpu"),

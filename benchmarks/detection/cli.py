@@ -15,6 +15,8 @@ from benchmarks.detection.benchmark import detection_benchmark
 from benchmarks.detection.config import TABLE, YOLO_WEIGHTS_ENV, load_profile
 from benchmarks.detection.data import resolve_dataset
 from benchmarks.detection.report import finish
+from benchmarks.detection.weights import YOLO_WEIGHTS, resolve_yolo_weights
+from mmdrfuse import paths
 from mmdrfuse.errors import MMDRFuseError
 from mmdrfuse.paths import cache_dir, data_root, results_dir
 
@@ -30,7 +32,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--fused", action="append", default=[], metavar="METHOD=DIR",
                    help="a folder of fused images named by stem for METHOD (repeatable)")
     p.add_argument("--yolo-weights", default=os.environ.get(YOLO_WEIGHTS_ENV),
-                   help=f"initial detector weights (.pt); default: ${YOLO_WEIGHTS_ENV}, else from scratch")
+                   help="initial detector weights: an Ultralytics checkpoint (.pt), a YOLOv5 v6 state dict (backbone "
+                        f"and neck transferred) or a name ({', '.join(YOLO_WEIGHTS)}, under the weights root); "
+                        f"default: ${YOLO_WEIGHTS_ENV}, else the profile's yolo_weights, else from scratch")
+    p.add_argument("--weights-root", default=None,
+                   help=f"where named weights live (default: ${paths.WEIGHTS_ENV}, else the cache)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--no-sources", action="store_true", help="skip the IR-only and visible-only rows")
     p.add_argument("--seeds", type=int, nargs="+", default=None,
@@ -42,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         prof = load_profile(args.profile, seeds=args.seeds)
+        yolo_weights = resolve_yolo_weights(args.yolo_weights or prof.yolo_weights, args.weights_root)
         out = results_dir(args.out).resolve()
         work = cache_dir() / "detection"
         data = resolve_dataset(args.dataset or prof.dataset, data_root(args.data_root), work / "labels")
@@ -58,9 +65,9 @@ def main(argv: list[str] | None = None) -> int:
             raise MMDRFuseError("nothing to run: give --fused METHOD=DIR or drop --no-sources")
         per_seed: list[dict] = []
         df = detection_benchmark(image_dirs, data.labels_dir, split, prof, out, dataset=data.name, work_dir=work,
-                                 keep_class=data.person_class, device=args.device, yolo_weights=args.yolo_weights,
+                                 keep_class=data.person_class, device=args.device, yolo_weights=yolo_weights,
                                  per_seed_out=per_seed)
-        for path in finish(df, out, prof, data, split, args.yolo_weights, per_seed=per_seed):
+        for path in finish(df, out, prof, data, split, yolo_weights, per_seed=per_seed):
             print(f"wrote {path}")
         print(f"Fig. 8 (from {TABLE}.csv and table3.csv): python -m benchmarks.run figures --out {out}")
     except MMDRFuseError as exc:

@@ -45,6 +45,8 @@ class DetectionProfile:
     seeds: tuple[int, ...] = ()     # several training seeds: one detector each, rows = mean (and std) over them
     workers: int = 0
     fusion_methods: str = "all"     # "all" | "mmdrfuse" (only MMDRFuse's weights; baselines need --methods)
+    yolo_weights: str | None = None  # initial weights: a name of weights.YOLO_WEIGHTS or a path (None: from scratch);
+    #                                  --yolo-weights / $MMDRFUSE_YOLO_WEIGHTS / ctx.yolo_weights come first
 
     def all_seeds(self) -> tuple[int, ...]:
         """The training seeds of this profile: ``seeds`` if given, else ``(seed,)``."""
@@ -55,9 +57,10 @@ class DetectionProfile:
         return dataclasses.replace(self, seed=int(seed), seeds=())
 
     def key_settings(self) -> dict[str, Any]:
-        """The settings that define one detector run (for result keys): every field but ``seeds``. A seed-0 run
+        """The settings that define one detector run (for result keys): every field but ``seeds`` and
+        ``yolo_weights`` (the initial weights enter the key as their file's sha256, whatever named them). A seed-0 run
         keys as it did before ``seeds`` existed, so earlier results stay valid."""
-        return {k: v for k, v in dataclasses.asdict(self).items() if k != "seeds"}
+        return {k: v for k, v in dataclasses.asdict(self).items() if k not in ("seeds", "yolo_weights")}
 
     def train_args(self) -> dict[str, Any]:
         """Keyword arguments for ``YOLO.train`` that come from the profile."""

@@ -9,11 +9,11 @@ from typing import Mapping, Sequence
 
 import pandas as pd
 
+from benchmarks.detection import yolo
 from benchmarks.detection.config import FIG8_NOTE, TABLE, DetectionProfile
 from benchmarks.detection.data import DetectionData, Split
 from benchmarks.report import provenance, write_outputs
 from mmdrfuse.atomic import write_text
-from mmdrfuse.download import sha256_file
 
 
 def write_reports(df: pd.DataFrame, out_dir: Path, prov: dict) -> list[Path]:
@@ -21,9 +21,13 @@ def write_reports(df: pd.DataFrame, out_dir: Path, prov: dict) -> list[Path]:
     return write_outputs(df, out_dir, TABLE, prov)
 
 
-def protocol_text(prof: DetectionProfile, data: DetectionData | None, split: Split, yolo_weights) -> str:
+def protocol_text(prof: DetectionProfile, data: DetectionData | None, split: Split, yolo_weights,
+                  transfer: dict | None = None) -> str:
     """The protocol line of the report: data, split, detector, seeds, and the paper's protocol beside it."""
     init = f"initialised from {Path(yolo_weights).name}" if yolo_weights else "trained from scratch"
+    if transfer:
+        init += (f": {transfer['transferred']} tensors transferred, {transfer['skipped']} of the file skipped, "
+                 f"{transfer['fresh']} of the model fresh")
     seeds = prof.all_seeds()
     seed_text = (f"seeds {list(seeds)}: one detector per seed, each cell the mean ± sample std (ddof=1) across seeds "
                  "(the CSV keeps the std as metric <name>_std; per-seed values in detection.seeds.csv)"
@@ -40,17 +44,22 @@ def finish(df: pd.DataFrame, out_dir: Path, prof: DetectionProfile, data: Detect
            per_seed: Sequence[Mapping] | None = None) -> list[Path]:
     """Write detection.{csv,tex,md} + provenance and ``detection.seeds.csv`` (one row per method and seed, when
     there are several seeds). Fig. 8 is drawn from ``detection.csv`` by the figures target (benchmarks.figures)."""
-    protocol = protocol_text(prof, data, split, yolo_weights)
+    transfer = yolo.describe_init(yolo_weights, prof.model).record() if yolo_weights else None
+    protocol = protocol_text(prof, data, split, yolo_weights, transfer)
     flags = []
     if data is not None and data.name != "LLVIP":
         flags.append(f"substitute data: {data.name}, not the paper's LLVIP 2000/250 pairs")
     if not yolo_weights:
         flags.append("detector trained from scratch (the paper fine-tunes a pretrained YOLOv5)")
+    elif transfer and transfer["kind"] == "state_dict" and transfer["fresh"]:
+        flags.append(f"detector partly pretrained: {transfer['transferred']} tensors from {transfer['file']}; "
+                     f"{transfer['fresh']} of the model's (YOLOv5 v6 weights: the detection head) start from scratch")
     prov = provenance(
         TABLE, profile=prof.name, command=command,
         data={"dataset": data.name if data else None, "train_pairs": len(split.train), "test_pairs": len(split.test),
               "split": split.rule, "test_stems": list(split.test)},
-        weights={"yolo_init": sha256_file(Path(yolo_weights)) if yolo_weights else None},
+        weights={"yolo_init": transfer["sha256"] if transfer else None},
+        yolo_init=transfer,
         flags=flags, notes=[protocol, FIG8_NOTE] + [f"{k}: no row ({v})" for k, v in (unavailable or {}).items()],
         settings={**dataclasses.asdict(prof), "seeds": list(prof.all_seeds())})
     written = write_reports(df, out_dir, prov)

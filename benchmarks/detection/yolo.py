@@ -7,16 +7,20 @@ run, ``workers=0``, absolute project folders, a local dataset YAML; its settings
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import platform
 import shutil
 import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import pandas as pd
 
 from benchmarks.detection.config import METRICS, DetectionProfile
+from benchmarks.detection.weights import read_state_dict
+from mmdrfuse.download import sha256_file
 from mmdrfuse.errors import BadInputError, MMDRFuseError
 
 
@@ -63,6 +67,161 @@ def _no_font_download():
         yield
     finally:
         dutils.check_font = saved
+
+
+# ------------------------------------------------------------------------------------------- initial weights
+INIT_FILE = "init-weights.pt"  # in a run folder: the tensors a plain state dict gives the detector (pretrained=)
+
+
+@dataclass(frozen=True)
+class Transfer:
+    """What a weights file gives a fresh detector of ``model`` (one class, person): recorded in provenance."""
+
+    file: str          # the file's name
+    sha256: str        # of the file
+    kind: str          # "state_dict": moved here by name and shape | "ultralytics": an Ultralytics checkpoint
+    model: str         # the model YAML it initialises
+    transferred: int   # tensors of the file moved into the model (same name and shape)
+    skipped: int       # tensors of the file with no counterpart (e.g. YOLOv5 v6's anchor-based head)
+    fresh: int         # tensors of the model not from the file: they keep the model's own initialisation
+    note: str = ""
+
+    def record(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def summary(self) -> str:
+        return (f"{self.file} ({self.kind}, sha256 {self.sha256[:12]}...): {self.transferred} tensors transferred "
+                f"into {self.model}, {self.skipped} of the file skipped, {self.fresh} of the model fresh")
+
+
+def build_model(model_yaml: str, config_dir: Path | None = None, nc: int = 1):
+    """A fresh Ultralytics ``DetectionModel`` of ``model_yaml`` (e.g. ``yolov5n.yaml``: the anchor-free v5u) with
+    ``nc`` classes, as the trainer builds it for the one-class (person) data set."""
+    from mmdrfuse.paths import cache_dir
+
+    import_ultralytics(config_dir or cache_dir() / "detection" / "ultralytics-config")
+    from ultralytics.nn.tasks import DetectionModel
+
+    try:
+        return DetectionModel(str(model_yaml), nc=nc, ch=3, verbose=False)
+    except Exception as exc:  # noqa: BLE001 - an unknown YAML name
+        raise MMDRFuseError(f"detection model {model_yaml!r}: Ultralytics cannot build it "
+                            f"({exc.__class__.__name__}: {str(exc).strip().splitlines()[0][:160]})") from None
+
+
+def _fitting(source: Mapping[str, Any], target: Mapping[str, Any]) -> dict[str, Any]:
+    """The tensors of ``source`` with the same name and shape in ``target``. A scalar (a BatchNorm's
+    ``num_batches_tracked``) fits only beside a non-scalar tensor of its module that fits: scalars match any model."""
+    same = {k: v for k, v in source.items() if k in target and tuple(v.shape) == tuple(target[k].shape)}
+    modules = {k.rpartition(".")[0] for k, v in same.items() if v.dim() > 0}
+    return {k: v for k, v in same.items() if v.dim() > 0 or k.rpartition(".")[0] in modules}
+
+
+def transfer_state_dict(model, tensors: Mapping[str, Any], source: str = "state dict",
+                        what: str = "the detector") -> dict[str, Any]:
+    """Copy every tensor of ``tensors`` whose name and shape match ``model``'s state dict into ``model`` (in place);
+    return the moved ``{name: tensor}``. Nothing fitting fails in one line (a file for another model)."""
+    import torch
+
+    target = model.state_dict()
+    moved = _fitting(tensors, target)
+    if not moved:
+        k0, v0 = next(iter(tensors.items()), ("-", None))
+        shape = tuple(v0.shape) if v0 is not None else ()
+        raise BadInputError(f"{source}: none of its {len(tensors)} tensors fits {what} by name and shape "
+                            f"(e.g. {k0} {shape}); pass weights of the profile's model (a YOLOv5 v6 state dict of "
+                            "the same size, or an Ultralytics checkpoint)", str(source))
+    with torch.no_grad():
+        for k, v in moved.items():
+            target[k].copy_(v.to(target[k].dtype))
+    return moved
+
+
+def _tensor_tree(tensors: Mapping[str, Any]):
+    """A module whose state dict is exactly ``tensors`` (``model.<i>.<...>`` names), for Ultralytics'
+    ``pretrained=PATH``: its loader moves those tensors by name and shape and nothing else, so the layers the file
+    does not give (the head) keep the trainer's own seeded initialisation."""
+    from torch import nn
+
+    root = nn.Module()
+    layers = 1 + max((int(k.split(".")[1]) for k in tensors if k.split(".")[1:2] and k.split(".")[1].isdigit()),
+                     default=-1)
+    root.model = nn.ModuleList(nn.Module() for _ in range(layers))  # Ultralytics reads model.model[-1]
+    for name, t in tensors.items():
+        *parents, leaf = name.split(".")
+        node = root
+        for part in parents:
+            child = node._modules.get(part)
+            if child is None:
+                child = nn.Module()
+                node.add_module(part, child)
+            node = child
+        node.register_buffer(leaf, t.detach().clone())
+    return root
+
+
+def initial_weights(path: str | os.PathLike, model_yaml: str, *, config_dir: Path | None = None,
+                    write_to: Path | None = None) -> tuple[Path, Transfer]:
+    """``(file for Ultralytics' pretrained=, Transfer)`` of initial weights ``path`` for a ``model_yaml`` detector.
+
+    A plain state dict: its tensors are moved into a fresh model by name and shape (YOLOv5 v6 -> Ultralytics v5u:
+    backbone and neck; the anchor-based head has no counterpart) and, with ``write_to``, exactly the moved tensors
+    are written there for Ultralytics to load (the head then starts as in a from-scratch run). An Ultralytics
+    checkpoint is given to Ultralytics as it is; its counts are the name-and-shape matches against a fresh model
+    (Ultralytics' loader may move a few head tensors more: it rebuilds the class branch at the source width and
+    maps class rows by name). Anything else fails in one line."""
+    path = Path(path)
+    if not path.is_file():
+        raise BadInputError(f"{path}: YOLO weights not found; pass an existing .pt file to --yolo-weights", str(path))
+    tensors = read_state_dict(path)
+    model = build_model(model_yaml, config_dir)
+    n_model = len(model.state_dict())
+    digest = sha256_file(path)
+    if tensors is not None:
+        moved = transfer_state_dict(model, tensors, str(path), str(model_yaml))
+        info = Transfer(path.name, digest, "state_dict", str(model_yaml), len(moved), len(tensors) - len(moved),
+                        n_model - len(moved), "moved by name and shape; the rest of the model starts fresh")
+        if write_to is None:
+            return path, info
+        import torch
+
+        from mmdrfuse.atomic import atomic_path
+
+        write_to = Path(write_to)
+        write_to.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(write_to) as tmp:
+            torch.save({"model": _tensor_tree(moved), "mmdrfuse_source": {"file": path.name, "sha256": digest}}, tmp)
+        return write_to, info
+    from ultralytics.nn.tasks import load_checkpoint
+    from ultralytics.utils.torch_utils import intersect_dicts
+
+    try:
+        src, _ = load_checkpoint(str(path))
+    except Exception as exc:  # noqa: BLE001 - not an Ultralytics checkpoint either
+        first = (str(exc).strip().splitlines() or [""])[0][:160]
+        raise BadInputError(f"{path}: neither a state dict (name -> tensor) nor an Ultralytics checkpoint "
+                            f"({exc.__class__.__name__}: {first}); pass one of those to --yolo-weights",
+                            str(path)) from None
+    csd = src.float().state_dict()
+    n_match = len(intersect_dicts(csd, model.state_dict()))  # what Ultralytics' loader matches (scalars included)
+    if not _fitting(csd, model.state_dict()):
+        n_match = 0
+    if n_match == 0:
+        raise BadInputError(f"{path}: none of its {len(csd)} tensors fits {model_yaml} by name and shape; pass "
+                            "weights of the profile's model", str(path))
+    return path, Transfer(path.name, digest, "ultralytics", str(model_yaml), n_match, len(csd) - n_match,
+                          n_model - n_match, "counted as name-and-shape matches; Ultralytics' loader transfers it")
+
+
+@functools.lru_cache(maxsize=8)
+def _describe(path: str, size: int, mtime_ns: int, model_yaml: str) -> Transfer:
+    return initial_weights(path, model_yaml)[1]
+
+
+def describe_init(path: str | os.PathLike, model_yaml: str) -> Transfer:
+    """:func:`initial_weights`' :class:`Transfer` (nothing written), remembered per file state and model."""
+    st = Path(path).stat()
+    return _describe(str(Path(path).resolve()), st.st_size, st.st_mtime_ns, str(model_yaml))
 
 
 def _epochs_done(run_dir: Path) -> int:
@@ -145,12 +304,10 @@ def _start(YOLO, data_yaml: Path, run_dir: Path, profile: DetectionProfile, key:
     if run_dir.exists():
         shutil.rmtree(run_dir)
     init: str | bool = False
-    if yolo_weights:
-        w = Path(yolo_weights).resolve()
-        if not w.is_file():
-            raise BadInputError(f"{w}: YOLO weights not found; pass an existing .pt file to --yolo-weights", str(w))
-        init = str(w)
     run_dir.mkdir(parents=True)
+    if yolo_weights:  # an Ultralytics checkpoint as it is; a plain state dict: its transferred tensors, written here
+        init_file, _ = initial_weights(Path(yolo_weights).resolve(), profile.model, write_to=run_dir / INIT_FILE)
+        init = str(init_file)
     key_file.write_text(key + "\n", encoding="utf-8")
     kwargs = dict(data=str(data_yaml), project=str(run_dir.parent), name=run_dir.name, exist_ok=True, amp=False,
                   deterministic=True, val=False, pretrained=init, **profile.train_args(), **common)

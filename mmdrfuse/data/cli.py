@@ -46,6 +46,8 @@ def run(args) -> int:
             print(f"{spec.name:12s} {spec.kind:9s} paper {spec.paper_pairs:4d}  found {found:4d}  {status:8s} {where}")
             if f is not None and f.flag:
                 print(f"             ! {f.flag}")
+            elif spec.unverified:
+                print(f"             ! unverified: {spec.unverified}")
         return 0
     if args.action in ("download", "demo"):
         check_out_dir(paths.data_root(args.data_root), "data root")

@@ -40,6 +40,7 @@ class DatasetSpec:
     aliases: tuple[str, ...] = ()
     note: str = ""
     extras: tuple[Source, ...] = ()  # optional archives fetched with it (e.g. MSRS's detection labels)
+    unverified: str = ""  # why it is not known to be what its name says (shown by 'mmdrfuse data list', flagged)
 
 
 REGISTRY: dict[str, DatasetSpec] = {
@@ -106,6 +107,21 @@ REGISTRY: dict[str, DatasetSpec] = {
         licence="non-commercial research and teaching only; cite LLVIP",
         aliases=("llvip_train",),
         note="training pairs (teacher/student training, detection); the full set comes from the homepage"),
+    "IVT_250": DatasetSpec(
+        "IVT_250", "ivif", 250, "Table 4b (probably: the paper's 250 LLVIP test pairs)",
+        layouts=(("IVT_250/ir", "IVT_250/vis"),),
+        source=Source("https://github.com/AWCXV/FusionBooster/archive/35de693.zip", None,
+                      {"dataset/IVT_250/ir": "IVT_250/ir", "dataset/IVT_250/vis": "IVT_250/vis"},
+                      "AWCXV/FusionBooster @ 35de693 dataset/IVT_250/{ir,vis} (files 1..250; the archive holds the "
+                      "whole repository, ~600 MB)"),
+        homepage="https://github.com/AWCXV/FusionBooster",
+        licence="LLVIP's: non-commercial research and teaching only; cite LLVIP",
+        aliases=("ivt250", "IVT-250"),
+        note="250 LLVIP test pairs renamed 1..250, published by the paper authors' group with FusionBooster; "
+             "probably the paper's LLVIP test split",
+        unverified="never downloaded by the project: no sha256 known for its archive, and not shown to be the "
+                   "paper's LLVIP test set; after downloading, run 'python -m benchmarks.check_ivt250' (fuses it "
+                   "with official-student and compares with Table 4b)"),
     "DEMO": DatasetSpec(
         "DEMO", "synthetic", 0, "none (built-in synthetic demo; NOT the paper's data)",
         layouts=(("DEMO/ir", "DEMO/vi"),),
