@@ -88,7 +88,7 @@ def curve(args) -> list[dict]:
     ref_fused = work / "reference"
     runs.fuse_and_score(runs.REFERENCE, ref_fused, data_root, args.weights_root)
     cfg = runs.load_config(args.base, "student", _overrides(args.budget))
-    key = jobs.key_of({"config": cfg.to_dict(), "reference": runs.REFERENCE, "curve": "MSRS",
+    key = jobs.key_of({"config": runs.config_dict(cfg), "reference": runs.REFERENCE, "curve": "MSRS",
                        **({"every": args.every} if args.every != 1 else {})})
     job = jobs.Job(work / "results" / f"curve-{key}.json",
                    lambda: {"key": key, "rows": runs.learning_curve(cfg, work, reference, ref_fused, data_root,

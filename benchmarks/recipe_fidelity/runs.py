@@ -58,6 +58,15 @@ FACTORS = (
 FACTOR_NAMES = tuple(f.name for f in FACTORS)
 
 
+def config_dict(cfg: TrainConfig) -> dict:
+    """The config as the jobs' keys hold it: ``optim.schedule`` is left out when constant, so the runs made before
+    that key existed keep their keys."""
+    d = cfg.to_dict()
+    if d["optim"].get("schedule") == "constant":
+        d["optim"].pop("schedule")
+    return d
+
+
 def run_config(base: str | Path, factor: Factor, budget: dict) -> TrainConfig:
     """The base recipe (a profile name or YAML file) + the run budget (e.g. fewer patches for a quick check) +
     the factor's change."""
@@ -115,7 +124,7 @@ def run_factor(factor: Factor, cfg: TrainConfig, work: Path, reference: nn.Modul
     """Train one run (resuming its folder), then measure it against the reference."""
     from mmdrfuse.train import patch_set
 
-    run_dir = work / "runs" / f"{factor.name}-{jobs.key_of(cfg.to_dict())}"
+    run_dir = work / "runs" / f"{factor.name}-{jobs.key_of(config_dict(cfg))}"
     t0 = time.perf_counter()
     result = train(cfg, run_dir, resume=(run_dir / "state.pt").exists(), data_root=str(data_root),
                    weights_root=weights_root, progress=True)
@@ -147,7 +156,7 @@ def factor_jobs(base: str | Path, budget: dict, names, work: Path, reference: nn
     for name in names:
         factor = by_name[name]
         cfg = run_config(base, factor, budget)
-        key = jobs.key_of({"config": cfg.to_dict(), "reference": REFERENCE,
+        key = jobs.key_of({"config": config_dict(cfg), "reference": REFERENCE,
                            "datasets": {k: [str(x) for x in v] for k, v in DATASETS.items()}})
         path = work / "results" / f"{name}-{key}.json"
 
@@ -168,7 +177,7 @@ def learning_curve(cfg: TrainConfig, work: Path, reference: nn.Module, ref_fused
     from mmdrfuse.models import Student, StudentConfig
     from mmdrfuse.train import patch_set
 
-    run_dir = work / "curves" / f"{cfg.profile}-{jobs.key_of(cfg.to_dict())}"
+    run_dir = work / "curves" / f"{cfg.profile}-{jobs.key_of(config_dict(cfg))}"
     _, patches = patch_set(cfg, str(data_root), progress=False)
     rows = []
 
