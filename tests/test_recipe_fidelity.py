@@ -103,3 +103,21 @@ def test_one_factor_run_end_to_end(tmp_path, shared_data, shared_weights, monkey
     report.write_factors([result], ref_scores, tmp_path / "out", base="smoke", budget=base)
     page = (tmp_path / "out" / report.PAGE).read_text()
     assert "| base |" in page and "| reference |" in page
+
+
+def test_target_rules_follow_the_issue(tmp_path):
+    """VIF/Qabf/SSIM: at least 97% of the authors' student's; SD/CC: within 3% either way."""
+    from benchmarks.recipe_fidelity import target
+
+    ref = {"MSRS": {"SD": 40.0, "SCD": 1.6, "VIF": 0.9, "Qabf": 0.6, "SSIM": 1.0, "CC": 0.6}}
+    ours = {"MSRS": {"SD": 41.3, "SCD": 1.0, "VIF": 0.873, "Qabf": 0.581, "SSIM": 1.2, "CC": 0.58}}
+    rows = {r["metric"]: r for r in target.target_rows(ours, ref, "mine")}
+    assert set(rows) == {"SD", "VIF", "Qabf", "SSIM", "CC"}  # SCD has no target
+    assert rows["VIF"]["pass"] and rows["VIF"]["ratio"] == pytest.approx(0.97)
+    assert not rows["Qabf"]["pass"]  # 96.8%
+    assert rows["SSIM"]["pass"]  # more is fine
+    assert not rows["SD"]["pass"]  # +3.25%
+    assert not rows["CC"]["pass"]  # -3.3%
+    target.write_target(list(rows.values()), tmp_path, "mine")
+    md = (tmp_path / "mine_target.md").read_text()
+    assert "| MSRS | VIF | 0.8730 | 0.9000 | 0.970 | at least 97% | yes |" in md and "2 of 5 met." in md

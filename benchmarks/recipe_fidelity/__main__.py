@@ -5,6 +5,7 @@
     python -m benchmarks.recipe_fidelity runs --factors base no_refresh --budget optim.epochs=3
     python -m benchmarks.recipe_fidelity all                      # both
     python -m benchmarks.recipe_fidelity curve --budget optim.epochs=12   # metrics after every epoch of one run
+    python -m benchmarks.recipe_fidelity target --weights mmdrfuse-cpu    # a student against the target
 
 Writes ``results/training/recipe_diagnosis.csv``, ``recipe_factors.csv``, ``recipe_fidelity.md`` and their
 provenance (``--out`` for another folder). Training folders and per-run results go to ``--work``
@@ -99,13 +100,30 @@ def curve(args) -> list[dict]:
     return rows
 
 
+def check_target(args) -> list[dict]:
+    from mmdrfuse import paths
+
+    from benchmarks.recipe_fidelity import target
+
+    data_root, out = paths.data_root(args.data_root), Path(args.out)
+    fused = Path(args.work) / "fused"
+    ours = target.evaluate_weights(args.weights, data_root, args.weights_root, fused, out)
+    ref = target.evaluate_weights(runs.REFERENCE, data_root, args.weights_root, fused, out)
+    rows = target.target_rows(ours, ref, args.weights)
+    target.write_target(rows, out, args.weights)
+    for r in rows:
+        print(f"{r['dataset']:8s} {r['metric']:5s} {r['ratio']:.3f} ({r['rule']}): {'met' if r['pass'] else 'NOT met'}")
+    return rows
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.recipe_fidelity", description=__doc__.split("\n")[0])
-    p.add_argument("action", choices=("diagnose", "runs", "curve", "all"))
+    p.add_argument("action", choices=("diagnose", "runs", "curve", "target", "all"))
     p.add_argument("--base", default="cpu", help="the recipe the runs start from: a profile name or YAML (default cpu)")
     p.add_argument("--budget", nargs="*", metavar="KEY=VALUE",
                    help="overrides for every run before the factor's own (e.g. optim.epochs=3)")
     p.add_argument("--factors", nargs="*", default=list(runs.FACTOR_NAMES), help="default: all")
+    p.add_argument("--weights", default="mmdrfuse-cpu", help="target: the student to check (named weights or path)")
     p.add_argument("--every", type=int, default=1, help="curve: measure every N epochs (default 1)")
     p.add_argument("--students", nargs="*", default=list(STUDENTS), help="named weights or checkpoints to diagnose")
     p.add_argument("--out", default="results/training")
@@ -124,6 +142,8 @@ def main(argv=None) -> int:
         run_factors(args)
     if args.action == "curve":
         curve(args)
+    if args.action == "target":
+        check_target(args)
     return 0
 
 
