@@ -63,8 +63,9 @@ def diagnose(args) -> list[dict]:
     return rows
 
 
-def run_factors(args) -> list[dict]:
-    from mmdrfuse import jobs, paths
+def _yardstick(args):
+    """The data root, the work folder, the authors' student, its fused test images (made once) and their scores."""
+    from mmdrfuse import paths
     from mmdrfuse.checkpoints import load_model
 
     data_root = paths.data_root(args.data_root)
@@ -72,6 +73,13 @@ def run_factors(args) -> list[dict]:
     reference = load_model(runs.REFERENCE, weights_root=args.weights_root).eval()
     ref_fused = work / "reference"
     ref_scores = runs.fuse_and_score(runs.REFERENCE, ref_fused, data_root, args.weights_root)
+    return data_root, work, reference, ref_fused, ref_scores
+
+
+def run_factors(args) -> list[dict]:
+    from mmdrfuse import jobs
+
+    data_root, work, reference, ref_fused, ref_scores = _yardstick(args)
     todo = runs.factor_jobs(args.base, _overrides(args.budget), args.factors, work, reference, ref_fused,
                             data_root, args.weights_root)
     results = jobs.run_all(todo, log=lambda m: print(m, file=sys.stderr))
@@ -80,14 +88,9 @@ def run_factors(args) -> list[dict]:
 
 
 def curve(args) -> list[dict]:
-    from mmdrfuse import jobs, paths
-    from mmdrfuse.checkpoints import load_model
+    from mmdrfuse import jobs
 
-    data_root = paths.data_root(args.data_root)
-    work = Path(args.work)
-    reference = load_model(runs.REFERENCE, weights_root=args.weights_root).eval()
-    ref_fused = work / "reference"
-    runs.fuse_and_score(runs.REFERENCE, ref_fused, data_root, args.weights_root)
+    data_root, work, reference, ref_fused, _ = _yardstick(args)
     cfg = runs.load_config(args.base, "student", _overrides(args.budget))
     key = jobs.key_of({"config": runs.config_dict(cfg), "reference": runs.REFERENCE, "curve": "MSRS",
                        **({"every": args.every} if args.every != 1 else {})})
