@@ -349,7 +349,7 @@ def main(argv: list[str] | None = None) -> int:
     if "--whole-process" in argv:  # the `mmdrfuse fuse` command on a folder, from process start
         from benchmarks.whole_process import main as whole
 
-        return whole("fuse", [a for a in argv if a != "--whole-process"])
+        return whole([a for a in argv if a != "--whole-process"])
     args = parse_args(argv)
     from mmdrfuse.memory import keep_freed_memory
 
