@@ -1,4 +1,6 @@
-"""Shared machinery of the compared methods: specs, the FusionMethod interface, weights, MAC counting.
+"""Shared machinery of the compared methods: specs, the FusionMethod interface, reading quirks, 8-bit output.
+The weights (files, checkpoints, synthetic weights) are in baselines/weights.py, MAC counting in baselines/macs.py;
+both are re-exported here.
 
 Conventions (the suite's core conventions, ``mmdrfuse.images``):
 
@@ -19,63 +21,23 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable
 
 import numpy as np
 import torch
 from torch import nn
 
+from baselines.macs import MacsReport, count_macs
+from baselines.weights import WeightFile, load_checkpoint, load_strict, sha256_of, synthetic_state_dict
 from mmdrfuse.errors import BadInputError, MMDRFuseError, NonFiniteError
-from mmdrfuse.download import sha256_file
 from mmdrfuse.names import unknown
 from mmdrfuse.paths import weights_root as _weights_root
 
-
-# ------------------------------------------------------------------------------------------------- weights files
-@dataclass(frozen=True)
-class WeightFile:
-    """One checkpoint file: where it goes under the weights root, where the public copy is, its sha256."""
-
-    relpath: str  # relative to the weights root, e.g. "baselines/TarDAL/tardal.pt"
-    url: str | None  # public raw-file address of the original repository (None: no reachable copy)
-    sha256: str | None  # of the published file (None: never seen)
-    source: str = ""  # "owner/repo@commit path" it was read from
-
-    def path(self, weights_root: str | os.PathLike | None = None) -> Path:
-        return _weights_root(weights_root) / self.relpath
-
-    def missing_message(self, method: str, weights_root: str | os.PathLike | None = None) -> str:
-        """One line: what is missing, where to put it, where to get it."""
-        where = self.path(weights_root)
-        get = f"download {self.url}" if self.url else "no public copy is reachable (see docs/baselines.md)"
-        return (f"{method} weights not found: put {Path(self.relpath).name} at {where} ({get}; "
-                f"or point --weights-root / MMDRFUSE_WEIGHTS at a folder holding {self.relpath})")
-
-
-sha256_of = sha256_file  # the suite's one file hash (mmdrfuse.download)
-
-
-def load_checkpoint(path: Path, method: str, key: str | None = None) -> dict[str, torch.Tensor]:
-    """``torch.load`` a state_dict (optionally ``obj[key]``) on CPU; unreadable files become one-line errors."""
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # corrupt or not a torch file
-        raise MMDRFuseError(f"{path}: cannot read the {method} checkpoint ({exc.__class__.__name__}); "
-                            "download it again") from None
-    if key is not None and isinstance(obj, dict) and key in obj:
-        obj = obj[key]
-    if not isinstance(obj, dict):
-        raise MMDRFuseError(f"{path}: not a {method} state_dict (got {type(obj).__name__}); download it again")
-    return obj
-
-
-def load_strict(net: nn.Module, state: dict[str, torch.Tensor], path: Path, method: str) -> None:
-    try:
-        net.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "key mismatch"
-        raise MMDRFuseError(f"{path}: does not match the {method} architecture ({first}); "
-                            "use the checkpoint named in docs/baselines.md") from None
+__all__ = [  # what the methods and the tests import from here (the last line: re-exported from weights, macs)
+    "FusionMethod", "LearnedMethod", "MethodSpec", "PaperRow", "did_you_mean", "check_inputs", "read_pil_gray",
+    "read_cv2_gray", "uint8_round_half_even", "uint8_truncate", "uint8_round_half_up",
+    "WeightFile", "load_checkpoint", "load_strict", "sha256_of", "synthetic_state_dict", "MacsReport", "count_macs",
+]
 
 
 # ----------------------------------------------------------------------------------------------------- spec
@@ -342,101 +304,3 @@ class LearnedMethod(FusionMethod):
 
     def macs(self, h: int, w: int) -> int:
         return self.count(h, w).macs
-
-
-# ------------------------------------------------------------------------------------------------ MAC counting
-@dataclass
-class MacsReport:
-    macs: int  # total, thop 0.1.1 rules
-    params: int  # thop's parameter count (registered leaf modules that ran)
-    by_type: dict[str, int]  # MACs per module type name
-
-
-def _conv_ops(m, x, y):
-    return y.numel() * (x.shape[1] // m.groups) * int(np.prod(m.kernel_size))
-
-
-def _norm_ops(m, x, y):
-    n = 2 * x.numel()
-    return 2 * n if (getattr(m, "affine", False) or getattr(m, "elementwise_affine", False)) else n
-
-
-def _softmax_ops(m, x, y):
-    n = x.shape[m.dim]
-    return (x.numel() // n) * (3 * n - 1) if n else 0
-
-
-_UPSAMPLE_OPS = {"nearest": 1, "linear": 5, "bilinear": 11, "bicubic": 259, "trilinear": 31}
-
-# thop 0.1.1's counting rules (docs/baselines.md). Types are matched exactly, as thop does.
-_RULES: dict[type, Callable] = {
-    **{t: _conv_ops for t in (nn.Conv1d, nn.Conv2d, nn.Conv3d)},
-    **{t: _norm_ops for t in (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.LayerNorm,
-                              nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d)},
-    nn.Softmax: _softmax_ops,
-    nn.Linear: lambda m, x, y: m.in_features * y.numel(),
-    **{t: (lambda m, x, y: y.numel()) for t in (nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d)},
-    nn.Upsample: lambda m, x, y: _UPSAMPLE_OPS.get(m.mode, 0) * y.numel(),
-    nn.LeakyReLU: lambda m, x, y: x.numel(),
-    **{t: (lambda m, x, y: 0) for t in (nn.ReLU, nn.ReLU6, nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d,
-                                        nn.ZeroPad2d, nn.Dropout, nn.PixelShuffle)},
-}
-
-
-def count_macs(net: nn.Module, inputs: Sequence) -> MacsReport:
-    """Count MACs of ``net(*inputs)`` with thop 0.1.1's rules, via forward hooks (works on the meta device).
-
-    A module called several times is counted each time; thop's parameter count sums the parameters of the
-    registered leaf modules that ran (each module once), so parameters held by custom containers and modules that
-    never run are left out, as thop does.
-    """
-    ops: dict[str, int] = {}
-    ran: dict[int, nn.Module] = {}
-    handles = []
-
-    def hook(m, args, y):
-        x = args[0] if args else y
-        n = int(_RULES[type(m)](m, x, y))
-        ops[type(m).__name__] = ops.get(type(m).__name__, 0) + n
-        ran[id(m)] = m
-
-    for m in net.modules():
-        if type(m) in _RULES:
-            handles.append(m.register_forward_hook(hook))
-    was_training = net.training
-    net.eval()
-    try:
-        with torch.no_grad():
-            net(*inputs)
-    finally:
-        for h in handles:
-            h.remove()
-        net.train(was_training)
-    params = sum(p.numel() for m in ran.values() for p in m.parameters(recurse=False))
-    return MacsReport(macs=sum(ops.values()), params=params, by_type=ops)
-
-
-# ----------------------------------------------------------------------------------- synthetic test weights
-def synthetic_state_dict(net_or_state: nn.Module | dict, gain: float) -> dict[str, torch.Tensor]:
-    """Deterministic synthetic weights (check the architecture's wiring where no checkpoint is available).
-
-    For each floating tensor (n elements, shape s): t = 0..n-1 (float64), u = frac(sin(12.9898 t + 78.233) *
-    43758.5453); >= 2-D: (2u - 1) sqrt(3 gain / (n / s[0])); 1-D: 0.1 (2u - 1); cast to float32.
-    """
-    state = net_or_state.state_dict() if isinstance(net_or_state, nn.Module) else net_or_state
-    out: dict[str, torch.Tensor] = {}
-    for key, v in state.items():
-        if not v.is_floating_point():
-            out[key] = v.clone()
-            continue
-        n = v.numel()
-        t = np.arange(n, dtype=np.float64)
-        x = np.sin(12.9898 * t + 78.233) * 43758.5453
-        u = x - np.trunc(x)
-        u = np.where(u < 0, u + 1.0, u)
-        if v.dim() >= 2:
-            vals = (2 * u - 1) * np.sqrt(3.0 * gain / (n / v.shape[0]))
-        else:
-            vals = 0.1 * (2 * u - 1)
-        out[key] = torch.from_numpy(vals.astype(np.float32)).reshape(v.shape)
-    return out

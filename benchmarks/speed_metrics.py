@@ -15,8 +15,8 @@ fused MSRS test images, e.g. MMDRFuse's outputs):
   then ``--runs`` timed ones: median and minimum wall time, median process CPU time.
 - ``metric_<name>``: each metric alone on the 640 x 480 pair (what sharing saves shows in the sum).
 - ``numpy_direct_640x480``: the same twelve definitions computed the way the authors' evaluator does (NumPy, direct
-  2-D ``scipy.signal.convolve2d`` windows, scikit-image SSIM, scikit-learn MI), single-threaded; the speed-up column
-  is relative to it.
+  2-D ``scipy.signal.convolve2d`` windows, scikit-image SSIM, scikit-learn MI; benchmarks/numpy_direct.py),
+  single-threaded; the speed-up column is relative to it.
 - ``msrs_test_set``: ``evaluate_folder`` on all MSRS test pairs (reading, pairing, batching: what ``mmdrfuse
   evaluate`` does), in pairs/s; ``msrs_test_set_compute_batch{1,4}`` the same pairs already in memory.
 - ``process_this`` / ``process_baseline``: the whole process, ``python -m mmdrfuse evaluate --fused F --ir I --vis V
@@ -24,8 +24,9 @@ fused MSRS test images, e.g. MMDRFuse's outputs):
   working directory, on the MSRS test folders (``--process-pairs N``: the first N pairs), wall time from process
   start to exit, amortised per pair; ``process_startup_*`` the start-up alone (``evaluate --list-metrics``: the
   interpreter, torch and the command's modules, no image). One untimed run of each first, then
-  ``--process-repeats`` rounds with the checkouts' order alternating, so both see the same load. The baseline's CSV
-  is compared value by value with this checkout's (largest relative difference in the note).
+  ``--process-repeats`` rounds with the checkouts' order alternating, so both see the same load (the suite's one
+  whole-command timer, benchmarks/whole_process.py). The baseline's CSV is compared value by value with this
+  checkout's (largest relative difference in the note).
   ``--only-process`` runs just these rows.
 
 Writes ``<out-dir>/speed_metrics.csv`` and ``speed_metrics.provenance.json`` (command, machine, date, git commit,
@@ -42,11 +43,8 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import os
-import platform
-import resource
 import shlex
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -86,11 +84,10 @@ def _time(fn: Callable[[], object], runs: int, warmup: int) -> dict[str, float]:
 
 
 def _find(root: Path, folder: str, sub: str, stem: str) -> Path | None:
+    from mmdrfuse.images import IMAGE_EXTENSIONS
+
     d = root / folder / sub
-    for ext in (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"):
-        if (d / (stem + ext)).is_file():
-            return d / (stem + ext)
-    return None
+    return next((d / (stem + e) for e in IMAGE_EXTENSIONS if (d / (stem + e)).is_file()), None)
 
 
 def _load_pair(root: Path, case: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, str]:
@@ -109,76 +106,6 @@ def _load_pair(root: Path, case: str) -> tuple[torch.Tensor, torch.Tensor, torch
         a, b = read_eval_gray(pa)[None, None], read_eval_gray(pb)[None, None]
         src = f"{folder}/{{{ir},{vi}}}/{pa.name}"
     return torch.round((a + b) / 2), a, b, src
-
-
-# ----------------------------------------------------------------------- the direct (authors'-style) evaluator
-def numpy_direct(f: np.ndarray, a: np.ndarray, b: np.ndarray) -> dict[str, float]:
-    """The twelve metrics with direct 2-D windows, as the authors' NumPy evaluator computes them (for timing)."""
-    from scipy.signal import convolve2d
-    from skimage.metrics import structural_similarity
-    from sklearn.metrics import mutual_info_score
-
-    def corr(x, y):
-        x, y = x - x.mean(), y - y.mean()
-        return (x * y).sum() / np.sqrt((x * x).sum() * (y * y).sum())
-
-    def vif(ref, dist):
-        num = den = 0.0
-        for s in range(1, 5):
-            n = 2 ** (5 - s) + 1
-            m = (n - 1) / 2
-            yy, xx = np.mgrid[-m:m + 1, -m:m + 1]
-            win = np.exp(-(xx * xx + yy * yy) / (2 * (n / 5.0) ** 2))
-            win /= win.sum()
-            if s > 1:
-                ref = convolve2d(ref, win, "valid")[::2, ::2]
-                dist = convolve2d(dist, win, "valid")[::2, ::2]
-            mu1, mu2 = convolve2d(ref, win, "valid"), convolve2d(dist, win, "valid")
-            s1 = np.maximum(convolve2d(ref * ref, win, "valid") - mu1 ** 2, 0)
-            s2 = np.maximum(convolve2d(dist * dist, win, "valid") - mu2 ** 2, 0)
-            s12 = convolve2d(ref * dist, win, "valid") - mu1 * mu2
-            g = s12 / (s1 + 1e-10)
-            sv = s2 - g * s12
-            lo1, lo2 = s1 < 1e-10, s2 < 1e-10
-            g[lo1], sv[lo1], s1[lo1] = 0, s2[lo1], 0
-            g[lo2], sv[lo2] = 0, 0
-            neg = g < 0
-            sv[neg], g[neg] = s2[neg], 0
-            sv[sv <= 1e-10] = 1e-10
-            num += np.sum(np.log10(1 + g * g * s1 / (sv + 2)))
-            den += np.sum(np.log10(1 + s1 / 2))
-        return num / den
-
-    def grad(img):
-        sx = convolve2d(img, np.array([[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]], float), "same")
-        sy = convolve2d(img, np.array([[1, 2, 1], [0, 0, 0], [-1, -2, -1]], float), "same")
-        ang = np.full(img.shape, np.pi / 2)
-        nz = sx != 0
-        ang[nz] = np.arctan(sy[nz] / sx[nz])
-        return np.sqrt(sx * sx + sy * sy), ang
-
-    def q(ga, aa, gf, af):
-        rel = np.zeros_like(ga)
-        for m, v in ((ga > gf, lambda m: gf[m] / ga[m]), (ga == gf, lambda m: gf[m]),
-                     (ga < gf, lambda m: ga[m] / gf[m])):
-            rel[m] = v(m)
-        ang = 1 - np.abs(aa - af) / (np.pi / 2)
-        return 0.9994 / (1 + np.exp(-15 * (rel - 0.5))) * 0.9879 / (1 + np.exp(-22 * (ang - 0.8)))
-
-    (ga, aa), (gb, ab), (gf, af) = grad(a), grad(b), grad(f)
-    hist = np.bincount(f.astype(np.int64).ravel(), minlength=256) / f.size
-    gy, gx = np.gradient(f)
-    mse = (np.mean((f - a) ** 2) + np.mean((f - b) ** 2)) / 2
-    return {
-        "SD": f.std(), "SCD": corr(f - b, a) + corr(f - a, b), "VIF": vif(a, f) + vif(b, f),
-        "Qabf": np.sum(q(ga, aa, gf, af) * ga + q(gb, ab, gf, af) * gb) / np.sum(ga + gb),
-        "SSIM": structural_similarity(f, a, data_range=2) + structural_similarity(f, b, data_range=2),
-        "CC": (corr(a, f) + corr(b, f)) / 2, "EN": -np.sum(hist[hist > 0] * np.log2(hist[hist > 0])),
-        "SF": np.sqrt(np.mean(np.diff(f, axis=1) ** 2) + np.mean(np.diff(f, axis=0) ** 2)),
-        "AG": np.mean(np.sqrt((gx ** 2 + gy ** 2) / 2)),
-        "MI": mutual_info_score(f.ravel(), a.ravel()) + mutual_info_score(f.ravel(), b.ravel()),
-        "PSNR": 10 * np.log10(f.max() ** 2 / mse), "MSE": mse,
-    }
 
 
 # ---------------------------------------------------------------------------------------------------- dataset
@@ -240,93 +167,39 @@ def _dataset_rows(prep: dict, threads: int, quiet: bool) -> list[dict]:
 
 
 # ----------------------------------------------------------------------------------------------- whole process
-def _subset(fused: Path, ir: Path, vi: Path, n: int | None, tmp: Path) -> tuple[Path, Path, Path, int]:
-    """The three folders, or (``n``) folders of links to their first ``n`` pairs by stem; and the pair count."""
-    from mmdrfuse.images import match_stems
-
-    pairs = match_stems(fused, ir, vi)
-    if n is None or n >= len(pairs):
-        return fused, ir, vi, len(pairs)
-    dirs = [tmp / "subset" / d for d in ("fused", "ir", "vi")]
-    for d in dirs:
-        d.mkdir(parents=True, exist_ok=True)
-    for p in pairs[:n]:
-        for d, src in zip(dirs, p.paths):
-            (d / Path(src).name).symlink_to(Path(src).resolve())
-    return dirs[0], dirs[1], dirs[2], n
-
-
-def _run_process(repo: Path, argv: list[str]) -> tuple[float, float]:
-    """(wall s, CPU s of the child) of ``python -m mmdrfuse ARGV`` with ``repo`` as working directory (and first on
-    the import path), from process start to exit."""
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(repo), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep))
-    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "mmdrfuse", *argv], cwd=repo, env=env, capture_output=True, text=True)
-    wall = time.perf_counter() - t0
-    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{repo}: mmdrfuse {' '.join(argv)} failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
-    return wall, (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
-
-
-def _csv_max_rel_diff(a: Path, b: Path) -> float:
-    import pandas as pd
-
-    x, y = pd.read_csv(a), pd.read_csv(b)
-    cols = [c for c in x.columns if c != "stem" and c in y.columns]
-    if list(x.stem) != list(y.stem) or not cols:
-        return float("nan")
-    xv, yv = x[cols].to_numpy(float), y[cols].to_numpy(float)
-    both = np.isfinite(xv) & np.isfinite(yv)
-    if (np.isfinite(xv) != np.isfinite(yv)).any():
-        return float("inf")
-    return float(np.max(np.abs(xv - yv)[both] / np.maximum(np.abs(yv[both]), 1e-300), initial=0.0))
-
-
 def process_rows(fused: Path, ir: Path, vi: Path, *, pairs: int | None, repeats: int, baseline: Path | None,
                  threads: int | None, tmp: Path, quiet: bool) -> list[dict]:
-    """The whole-process rows: this checkout (and ``baseline``) running ``mmdrfuse evaluate`` on the folders."""
-    fused, ir, vi, n = _subset(fused, ir, vi, pairs, tmp)
+    """The whole-process rows: this checkout (and ``baseline``) running ``mmdrfuse evaluate`` on the folders, timed by
+    the suite's whole-command timer (benchmarks.whole_process: one untimed run each, then the checkouts alternating;
+    the start-up alone is ``evaluate --list-metrics``)."""
+    from benchmarks.whole_process import command_argv, compare, csv_max_rel_diff, subset
+    from mmdrfuse.images import match_stems
+
+    use = subset({"fused": fused, "ir": ir, "vis": vi}, pairs, tmp / "subset")
+    n = len(match_stems(*use.values()))
     repos = {"this": repo_root()}
     if baseline is not None:
-        repos["baseline"] = Path(baseline).resolve()
+        repos["baseline"] = Path(baseline)
     extra = ["--threads", str(threads)] if threads else []
-
-    def argv(label: str) -> list[str]:
-        return ["evaluate", "--fused", str(fused), "--ir", str(ir), "--vis", str(vi), "--out",
-                str(tmp / f"process_{label}.csv"), "--quiet", *extra]
-
-    for label, repo in repos.items():  # untimed: builds the kernels if needed, warms the file cache
-        _run_process(repo, argv(label))
-        _run_process(repo, ["evaluate", "--list-metrics"])
-    runs: dict[str, dict[str, list[float]]] = {k: {"wall": [], "cpu": [], "start": []} for k in repos}
-    order = list(repos)
-    for r in range(repeats):
-        for label in (order if r % 2 == 0 else order[::-1]):
-            wall, cpu = _run_process(repos[label], argv(label))
-            start, _ = _run_process(repos[label], ["evaluate", "--list-metrics"])
-            runs[label]["wall"].append(wall)
-            runs[label]["cpu"].append(cpu)
-            runs[label]["start"].append(start)
-            if not quiet:
-                print(f"  {label}: {wall:.2f} s ({1e3 * wall / n:.1f} ms per pair), start-up {start:.2f} s",
-                      file=sys.stderr)
-    diff = _csv_max_rel_diff(tmp / "process_this.csv", tmp / "process_baseline.csv") if baseline else None
+    timings = compare(repos, command_argv("evaluate", use, extra=extra), n,
+                      ["-m", "mmdrfuse", "evaluate", "--list-metrics"], repeats=repeats, warmup=1,
+                      progress=not quiet, alternate=True, out_dir=tmp / "process")
+    last = {t.label: t.last_out / "metrics.csv" for t in timings}
+    diff = csv_max_rel_diff(last["this"], last["baseline"]) if baseline else None
     rows = []
-    for label, rr in runs.items():
-        med, mn = statistics.median(rr["wall"]), min(rr["wall"])
-        t = {"median_ms": 1e3 * med / n, "min_ms": 1e3 * mn / n, "cpu_ms": 1e3 * statistics.median(rr["cpu"]) / n,
-             "runs": repeats}
-        note = (f"python -m mmdrfuse evaluate (13 default metrics, reading included) in {repos[label]}, wall time "
-                f"from process start, amortised over {n} pairs; {fused}")
-        if label == "baseline" and diff is not None:
+    for t in timings:
+        med, mn = statistics.median(t.seconds), min(t.seconds)
+        tt = {"median_ms": 1e3 * med / n, "min_ms": 1e3 * mn / n, "cpu_ms": 1e3 * statistics.median(t.cpu) / n,
+              "runs": repeats}
+        note = (f"python -m mmdrfuse evaluate (13 default metrics, reading included) in {t.repo}, wall time "
+                f"from process start, amortised over {n} pairs; {use['fused']}")
+        if t.label == "baseline" and diff is not None:
             note += f"; largest relative difference of its CSV to this checkout's: {diff:.1e}"
-        rows.append(_row(f"process_{label}", "640x480", n, M.DEFAULT_METRICS, threads or torch.get_num_threads(), t,
-                         note=note, pairs_per_s=n / med, total_s=(med, mn)))
-        st = {"median_ms": 1e3 * statistics.median(rr["start"]), "min_ms": 1e3 * min(rr["start"]),
+        rows.append(_row(f"process_{t.label}", "640x480", n, M.DEFAULT_METRICS, threads or torch.get_num_threads(),
+                         tt, note=note, pairs_per_s=n / med, total_s=(med, mn)))
+        st = {"median_ms": 1e3 * statistics.median(t.startup), "min_ms": 1e3 * min(t.startup),
               "cpu_ms": float("nan"), "runs": repeats}
-        rows.append(_row(f"process_startup_{label}", "", 0, [], threads or torch.get_num_threads(), st,
+        rows.append(_row(f"process_startup_{t.label}", "", 0, [], threads or torch.get_num_threads(), st,
                          note="python -m mmdrfuse evaluate --list-metrics: interpreter, torch and the command's "
                               "modules (ms_per_pair columns hold the whole run)", pairs_per_s=float("nan")))
     return rows
@@ -423,6 +296,8 @@ def _numpy_direct_rows(pairs: dict, args: argparse.Namespace) -> tuple[list[dict
     if args.baseline_runs <= 0:
         return [], None
     f, a, b, src = pairs["640x480"]
+    from benchmarks.numpy_direct import numpy_direct
+
     fn, an, bn = (x[0, 0].numpy() for x in (f, a, b))
     tb = _time(lambda: numpy_direct(fn, an, bn), args.baseline_runs, 0)
     ref = numpy_direct(fn, an, bn)
@@ -454,7 +329,7 @@ def _write_and_print(rows: list[dict], args: argparse.Namespace, argv: list[str]
     import pandas as pd
     from tabulate import tabulate
 
-    from benchmarks.report import git_commit, git_dirty
+    from benchmarks.report import git_commit, git_dirty, machine
     from mmdrfuse.memory import malloc_policy
 
     load_after = os.getloadavg()
@@ -467,8 +342,7 @@ def _write_and_print(rows: list[dict], args: argparse.Namespace, argv: list[str]
         "command": "python -m benchmarks.speed_metrics " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:])),
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "git_commit": commit, "git_dirty": dirty,
-        "machine": {"platform": platform.platform(), "python": platform.python_version(),
-                    "cpu": platform.processor() or _cpu_name(), "cpu_count": os.cpu_count()},
+        "machine": machine(),
         "torch": torch.__version__, "numpy": np.__version__, "threads": thread_list, "malloc": malloc_policy(),
         "load_average_before": [round(x, 2) for x in load_before],
         "load_average_after": [round(x, 2) for x in load_after],
@@ -520,16 +394,6 @@ def _print_process_summary(df) -> None:
         this, base = (proc[proc.case == f"process_{k}"].iloc[0] for k in ("this", "baseline"))
         print(f"this checkout vs baseline, whole process: {base.ms_per_pair_median / this.ms_per_pair_median:.2f}x "
               f"faster (median), {base.ms_per_pair_min / this.ms_per_pair_min:.2f}x (min)")
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown"
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ set too.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -65,16 +66,47 @@ def make_pair(index: int = 0, height: int = DEFAULT_SIZE[0], width: int = DEFAUL
 
 def make_pair_with_boxes(index: int = 0, height: int = DEFAULT_SIZE[0], width: int = DEFAULT_SIZE[1],
                          seed: int = DEFAULT_SEED) -> tuple[np.ndarray, np.ndarray, list[tuple[float, ...]]]:
-    """:func:`make_pair` and the pedestrians' boxes as YOLO ``(cx, cy, w, h)``, normalised to [0, 1]."""
+    """:func:`make_pair` and the pedestrians' boxes as YOLO ``(cx, cy, w, h)``, normalised to [0, 1].
+
+    One generator draws everything, in this order: the scene, the pedestrians, the cars, the visible image, the
+    infrared image (the order is part of the pair's definition: changing it changes every demo image)."""
     if height < 16 or width < 16:
         raise ValueError(f"demo images need at least 16 x 16 pixels, got {height} x {width}")
     rng = np.random.default_rng([seed, index])
-    h, w = height, width
+    scene = _scene(rng, height, width)
+    boxes = _pedestrians(rng, scene)
+    _cars(rng, scene)
+    vis, texture = _visible(rng, scene)
+    ir = _infrared(rng, scene, texture)
+    ir8 = np.clip(np.rint(ir * 255.0), 0, 255).astype(np.uint8)
+    vis8 = np.clip(np.rint(vis * 255.0), 0, 255).astype(np.uint8)
+    return ir8, vis8, boxes
+
+
+@dataclass
+class _Scene:
+    """The geometry both modalities share, and the warm targets drawn into it."""
+
+    yy: np.ndarray  # row coordinate of every pixel (float64)
+    xx: np.ndarray  # column coordinate
+    horizon: int
+    sky: np.ndarray
+    buildings: np.ndarray
+    windows: np.ndarray
+    road: np.ndarray
+    lanes: np.ndarray
+    targets: np.ndarray  # temperature excess of warm objects in [0, 1]
+    target_mask: np.ndarray
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.yy.shape
+
+
+def _scene(rng: np.random.Generator, h: int, w: int) -> _Scene:
+    """Horizon, sky, a skyline of buildings with windows, a road with lane marks; no targets yet."""
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
     horizon = int(h * rng.uniform(0.35, 0.5))
-
-    # ---- scene geometry shared by both modalities
-    sky = yy < horizon
     buildings = np.zeros((h, w), bool)
     windows = np.zeros((h, w), bool)
     x = 0
@@ -89,24 +121,34 @@ def make_pair_with_boxes(index: int = 0, height: int = DEFAULT_SIZE[0], width: i
         x += bw + int(rng.integers(0, w // 16 + 2))
     road = (yy >= horizon) & (np.abs(xx - w / 2) < (yy - horizon + 1) * 0.9 + w * 0.05)
     lanes = road & (np.abs(xx - w / 2) < 1.5) & (((yy.astype(int) // 6) % 2) == 0)
+    return _Scene(yy, xx, horizon, yy < horizon, buildings, windows, road, lanes,
+                  np.zeros((h, w), np.float64), np.zeros((h, w), bool))
 
-    targets = np.zeros((h, w), np.float64)  # temperature excess of warm objects in [0, 1]
-    target_mask = np.zeros((h, w), bool)
+
+def _pedestrians(rng: np.random.Generator, s: _Scene) -> list[tuple[float, ...]]:
+    """Draw 2-4 warm pedestrians (body ellipse + head) into ``s``; their boxes as YOLO ``(cx, cy, w, h)``."""
+    (h, w), yy, xx, horizon = s.shape, s.yy, s.xx, s.horizon
     boxes = []
-    for _ in range(int(rng.integers(2, 5))):  # pedestrians
+    for _ in range(int(rng.integers(2, 5))):
         cy = rng.uniform(horizon + 0.1 * (h - horizon), h * 0.92)
         scale = 0.25 + 0.75 * (cy - horizon) / (h - horizon)
         cx = rng.uniform(0.05 * w, 0.95 * w)
         ry, rx = 0.09 * h * scale, 0.025 * w * scale + 1.0
         body = _ellipse(yy, xx, cy, cx, ry, rx)
         head = _ellipse(yy, xx, cy - 1.25 * ry, cx, 0.35 * ry + 1, 0.8 * rx + 0.5)
-        targets[body | head] = np.maximum(targets[body | head], rng.uniform(0.75, 1.0))
-        target_mask |= body | head
+        s.targets[body | head] = np.maximum(s.targets[body | head], rng.uniform(0.75, 1.0))
+        s.target_mask |= body | head
         ys, xs = np.nonzero(body | head)
         if len(ys):  # the pixels drawn (clipped at the borders), as a box
             x0, x1, y0, y1 = xs.min(), xs.max() + 1, ys.min(), ys.max() + 1
             boxes.append((float(x0 + x1) / 2 / w, float(y0 + y1) / 2 / h, float(x1 - x0) / w, float(y1 - y0) / h))
-    for _ in range(int(rng.integers(1, 3))):  # cars
+    return boxes
+
+
+def _cars(rng: np.random.Generator, s: _Scene) -> None:
+    """Draw 1-2 cars (warm body, hot engine, wheels) into ``s``."""
+    (h, w), yy, xx, horizon = s.shape, s.yy, s.xx, s.horizon
+    for _ in range(int(rng.integers(1, 3))):
         cy = rng.uniform(horizon + 0.2 * (h - horizon), h * 0.9)
         scale = 0.3 + 0.7 * (cy - horizon) / (h - horizon)
         cx = rng.uniform(0.15 * w, 0.85 * w)
@@ -115,44 +157,49 @@ def make_pair_with_boxes(index: int = 0, height: int = DEFAULT_SIZE[0], width: i
         engine = car & (xx > cx + 0.4 * cw)
         wheels = _ellipse(yy, xx, cy + ch, cx - 0.6 * cw, 0.3 * ch + 1, 0.15 * cw + 1) | \
             _ellipse(yy, xx, cy + ch, cx + 0.6 * cw, 0.3 * ch + 1, 0.15 * cw + 1)
-        targets[car] = np.maximum(targets[car], 0.5)
-        targets[engine] = np.maximum(targets[engine], 0.95)
-        targets[wheels] = np.maximum(targets[wheels], 0.8)
-        target_mask |= car | wheels
+        s.targets[car] = np.maximum(s.targets[car], 0.5)
+        s.targets[engine] = np.maximum(s.targets[engine], 0.95)
+        s.targets[wheels] = np.maximum(s.targets[wheels], 0.8)
+        s.target_mask |= car | wheels
 
-    # ---- visible: textured and lit, targets low contrast
+
+def _visible(rng: np.random.Generator, s: _Scene) -> tuple[np.ndarray, np.ndarray]:
+    """The visible image (H x W x 3 float): textured and lit, targets low contrast; and its coarse texture (the
+    infrared buildings reuse it)."""
+    (h, w), yy = s.shape, s.yy
     tex = _fractal(rng, h, w, octaves=6)
     fine = _fractal(rng, h, w, octaves=3, base=32)
     light = float(rng.choice([1.0, 0.6, 0.25]))  # day, dusk, night
     vis = np.zeros((h, w, 3), np.float64)
     sky_col = np.stack([0.45 + 0.3 * yy / h, 0.6 + 0.25 * yy / h, 0.85 + 0.1 * yy / h], -1)
-    vis[sky] = sky_col[sky]
+    vis[s.sky] = sky_col[s.sky]
     ground = (0.3 + 0.3 * tex[..., None] + 0.15 * fine[..., None]) * np.array([0.9, 1.0, 0.7])
-    vis[~sky] = ground[~sky]
+    vis[~s.sky] = ground[~s.sky]
     bcol = 0.3 + 0.35 * fine[..., None] * np.array([1.0, 0.95, 0.9])
-    vis[buildings] = bcol[buildings]
-    vis[windows] = np.array([0.95, 0.9, 0.6]) if light < 0.5 else np.array([0.3, 0.35, 0.45])
+    vis[s.buildings] = bcol[s.buildings]
+    vis[s.windows] = np.array([0.95, 0.9, 0.6]) if light < 0.5 else np.array([0.3, 0.35, 0.45])
     rcol = 0.25 + 0.15 * fine[..., None]
-    vis[road] = rcol[road]
-    vis[lanes] = 0.9
+    vis[s.road] = rcol[s.road]
+    vis[s.lanes] = 0.9
     tcol = 0.3 + 0.2 * fine[..., None] * np.array([0.8, 0.7, 0.9])
-    vis[target_mask] = tcol[target_mask]
+    vis[s.target_mask] = tcol[s.target_mask]
     vis *= light
-    vis[windows & (light < 0.5)] = np.array([0.95, 0.9, 0.6])  # lit windows stay bright at night
+    vis[s.windows & (light < 0.5)] = np.array([0.95, 0.9, 0.6])  # lit windows stay bright at night
     vis += 0.015 * rng.standard_normal((h, w, 3))
+    return vis, tex
 
-    # ---- infrared: smooth temperature map + warm targets
-    temp = np.where(sky, 0.08 + 0.07 * yy / max(horizon, 1), 0.35 + 0.1 * _fractal(rng, h, w, octaves=3))
-    temp = np.where(buildings, 0.45 + 0.05 * tex, temp)
-    temp = np.where(windows, 0.55, temp)
-    temp = np.where(road, 0.4, temp)
-    temp = np.maximum(temp, targets)
+
+def _infrared(rng: np.random.Generator, s: _Scene, texture: np.ndarray) -> np.ndarray:
+    """The infrared image (H x W float): a smooth temperature map of the scene plus the warm targets."""
+    (h, w), yy = s.shape, s.yy
+    temp = np.where(s.sky, 0.08 + 0.07 * yy / max(s.horizon, 1), 0.35 + 0.1 * _fractal(rng, h, w, octaves=3))
+    temp = np.where(s.buildings, 0.45 + 0.05 * texture, temp)
+    temp = np.where(s.windows, 0.55, temp)
+    temp = np.where(s.road, 0.4, temp)
+    temp = np.maximum(temp, s.targets)
     ir = _box3(temp)  # thermal optics blur edges a little
     ir += 0.004 * rng.standard_normal((h, w))  # mild sensor noise
-
-    ir8 = np.clip(np.rint(ir * 255.0), 0, 255).astype(np.uint8)
-    vis8 = np.clip(np.rint(vis * 255.0), 0, 255).astype(np.uint8)
-    return ir8, vis8, boxes
+    return ir
 
 
 def yolo_lines(boxes) -> str:
