@@ -10,7 +10,6 @@ normalisation (x - min) / (max - min + 1e-5) -> ``model(ir, vis)['fuse']`` -> mi
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from baselines.base import LearnedMethod, uint8_truncate
