@@ -264,3 +264,21 @@ def test_speed_benchmark_smoke(tmp_path, capsys):
     assert speed_conventions.main(argv) == 0
     out = capsys.readouterr().out
     assert out.count("read+compute") == 2 and out.count("vifb") >= 2
+
+
+def test_speed_benchmark_finds_its_pairs_or_says_which_is_missing(tmp_path, monkeypatch, capsys):
+    from benchmarks import speed_conventions as sc
+
+    monkeypatch.delenv(sc.REFERENCE_ENV, raising=False)
+    data = tmp_path / "data"
+    assert sc.reference_root(None, data) == tmp_path / "reference"
+    monkeypatch.setenv(sc.REFERENCE_ENV, str(tmp_path / "ref"))
+    assert sc.reference_root(None, data) == tmp_path / "ref"
+    assert sc.reference_root(tmp_path / "x", data) == tmp_path / "x"
+    pairs = sc.default_pairs(data, tmp_path / "ref")
+    assert pairs["msrs_gray_fused"][1] == data / "MSRS" / "test" / "ir" / "00004N.png"
+    assert pairs["vifb_colour_fused"][0] == tmp_path / "ref" / "vifb" / "fused" / "labMan_CBF.jpg"
+    assert sc.main(["--data-root", str(data), "--runs", "1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "missing" in err and "00004N" in err and "--reference-root" in err
+    assert sc.main(["--fused", str(data / "f.png")]) == 2
