@@ -687,6 +687,43 @@ int mmdr_normalize1(const double *const *xs, long M, long H, long W, double *out
     return 0;
 }
 
+/* VIFB's spatial frequency of N images x (N x C x H x W) seen as H x CW (the channels side by side, seams
+   included): sqrt((sum dx^2 + sum dy^2) / (H C W)), dx along the wide rows, dy down the columns (out: N) */
+int mmdr_sf_wide(const double *x, long N, long C, long H, long W, double *out, int nthreads, int isa)
+{
+    (void)isa;
+    double *rows = ws_get((size_t)(2 * N * H + 64));
+    if (!rows) return -1;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) num_threads(nthreads) if(nthreads > 1)
+#endif
+    for (long q = 0; q < N * H; q++) {
+        const long im = q / H, i = q % H;
+        double sx[NL] = {0.0, 0.0, 0.0, 0.0}, sy[NL] = {0.0, 0.0, 0.0, 0.0};
+        for (long c = 0; c < C; c++) {
+            const double *r = x + ((im * C + c) * H + i) * W, *d = r + W;
+            long j = 0;
+            for (; j + NL <= W - 1; j += NL)
+                for (int l = 0; l < NL; l++) { const double v = r[j + l + 1] - r[j + l]; sx[l] += v * v; }
+            for (int l = 0; j < W - 1; j++, l++) { const double v = r[j + 1] - r[j]; sx[l] += v * v; }
+            if (c + 1 < C) { const double v = r[H * W] - r[W - 1]; sx[0] += v * v; }   /* the seam */
+            if (i + 1 < H) {
+                for (j = 0; j + NL <= W; j += NL)
+                    for (int l = 0; l < NL; l++) { const double v = d[j + l] - r[j + l]; sy[l] += v * v; }
+                for (int l = 0; j < W; j++, l++) { const double v = d[j] - r[j]; sy[l] += v * v; }
+            }
+        }
+        rows[2 * q] = lanesum(sx);
+        rows[2 * q + 1] = lanesum(sy);
+    }
+    for (long im = 0; im < N; im++) {
+        double tx = 0.0, ty = 0.0;
+        for (long i = 0; i < H; i++) { tx += rows[2 * (im * H + i)]; ty += rows[2 * (im * H + i) + 1]; }
+        out[im] = sqrt((tx + ty) / (double)(H * C * W));
+    }
+    return 0;
+}
+
 /* MATLAB's rgb2gray of N colour images x (N x 3 x HW, planes R, G, B) into out (N x HW); weights w (3) */
 void mmdr_rgb2gray(const double *x, long N, long HW, const double *w, int integer, double *out, int nthreads,
                    int isa)
@@ -736,7 +773,7 @@ int mmdr_qcb_contrast(const double *x, long M, long H, long W, const double *g1,
 {
     (void)isa;
     if (n > QCB_MAXTAPS || !symmetric_odd(g1, n) || !symmetric_odd(g2, n)) return -3;
-    const long per = 2 * (W + n - 1) + 2 * W + 64;
+    const long per = 4 * (W + n - 1) + 2 * W + 64;
     double *work = ws_get((size_t)(per * nthr(nthreads) + W + 64));
     if (!work) return -1;
     double *zero = work + per * nthr(nthreads);
@@ -868,7 +905,7 @@ int mmdr_vifb_stats(const double *const *f, const double *const *a, const double
 {
     (void)isa;
     const int nt = nthr(nthreads);
-    const long tabn = 4 * 256 + ((flags & VS_MI) ? 2 * 65536 : 0) + 3 * W;   /* per thread, int32 */
+    const long tabn = 4 * 1024 + ((flags & VS_MI) ? 2 * 65536 : 0) + 3 * W;   /* per thread, int32 */
     double *work = ws_get((size_t)(N * H * 6 + nt * W + (nt * tabn + 1) / 2 + 64));
     if (!work) return -1;
     double *rows = work, *tmps = rows + N * H * 6;
@@ -882,7 +919,7 @@ int mmdr_vifb_stats(const double *const *f, const double *const *a, const double
 #pragma omp parallel num_threads(nthreads) if(nthreads > 1)
 #endif
         {
-            int32_t *lev = tabs + thread_id() * tabn, *joint = lev + 4 * 256,
+            int32_t *lev = tabs + thread_id() * tabn, *joint = lev + 4 * 1024,
                     *lv = joint + ((flags & VS_MI) ? 2 * 65536 : 0);
             double *tmp = tmps + thread_id() * W;
 #ifdef _OPENMP
@@ -895,20 +932,24 @@ int mmdr_vifb_stats(const double *const *f, const double *const *a, const double
                 if (flags & (VS_CE | VS_EN | VS_MI)) CALL(vhist_rows, F, A, B, W, r0, r1, flags, lev, joint, lv);
             }
         }
-        const long tabk = 4 * 256 + ((flags & VS_MI) ? 2 * 65536 : 0);
+        const long tabk = 4 * 1024 + ((flags & VS_MI) ? 2 * 65536 : 0);
         for (int t = 1; t < nt; t++)
             for (long k = 0; k < tabk; k++) tabs[k] += tabs[t * tabn + k];
+        for (int q = 0; q < 4; q++)          /* the four copies of each level table into the first */
+            for (int c = 1; c < 4; c++)
+                for (int l = 0; l < 256; l++) tabs[q * 1024 + l] += tabs[q * 1024 + c * 256 + l];
         double S[6] = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0};
         for (long i = 0; i < H; i++)
             for (int q = 0; q < 6; q++) S[q] += rows[(im * H + i) * 6 + q];
         const double n = (double)(H * W);
         double *o = out + im * VS_NOUT;
         for (int q = 0; q < VS_NOUT; q++) o[q] = 0.0;
-        if (flags & VS_CE) o[0] = (cross_entropy_(tabs + 256, tabs, n) + cross_entropy_(tabs + 512, tabs, n)) / 2.0;
+        if (flags & VS_CE)
+            o[0] = (cross_entropy_(tabs + 1024, tabs, n) + cross_entropy_(tabs + 2048, tabs, n)) / 2.0;
         if (flags & VS_EN) {
             double en = 0.0;
             for (int l = 0; l < 256; l++) {
-                const double p = tabs[768 + l] / n;
+                const double p = tabs[3072 + l] / n;
                 en -= p > 0.0 ? p * log2(p) : 0.0;
             }
             o[1] = en;
@@ -917,7 +958,7 @@ int mmdr_vifb_stats(const double *const *f, const double *const *a, const double
         if (flags & VS_EI) o[4] = S[4] / n;
         if (flags & VS_SD) o[5] = sqrt((S[3] - S[2] * S[2] / n) / n);
         if (flags & VS_AG) o[6] = S[5] / n;
-        if (flags & VS_MI) o[7] = mutual_info_(tabs + 1024, n) + mutual_info_(tabs + 1024 + 65536, n);
+        if (flags & VS_MI) o[7] = mutual_info_(tabs + 4096, n) + mutual_info_(tabs + 4096 + 65536, n);
     }
     return 0;
 }
@@ -931,7 +972,7 @@ int mmdr_ssim_gauss(const double *f, const double *a, const double *b, long N, l
     if (n > 17 || !symmetric_odd(win, n)) return -3;
     const long ho = H - n + 1, wo = W - n + 1;
     if (ho < 1 || wo < 1) return -2;
-    const long per = (long)(n * 8 + 1) * W + 9 * wo + 64;
+    const long per = (long)((n + 1) * 8 + 2) * W + 17 * wo + 64;
     double *work = ws_get((size_t)(per * nthr(nthreads) + 2 * N * ho));
     if (!work) return -1;
     double *rows = work + per * nthr(nthreads);
@@ -940,7 +981,7 @@ int mmdr_ssim_gauss(const double *f, const double *a, const double *b, long N, l
 #pragma omp parallel num_threads(nthreads) if(nthreads > 1)
 #endif
     {
-        double *ring = work + thread_id() * per, *t = ring + n * 8 * W, *m = t + W, *x = m + 8 * wo;
+        double *ring = work + thread_id() * per, *t = ring + (n + 1) * 8 * W, *m = t + 2 * W, *x = m + 16 * wo;
 #ifdef _OPENMP
 #pragma omp for schedule(dynamic, 1)
 #endif

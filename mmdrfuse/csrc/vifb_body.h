@@ -83,6 +83,61 @@ static inline __attribute__((always_inline)) void FN(vpair)(const double *const 
     }
 }
 
+/* vpair for two output rows at once: rows r[0..n] (n + 1), row 0's outputs from r[0..n-1] into o1, o2, row 1's
+   from r[1..n] into p1, p2; every input row is loaded once for both, each element the same operations as vpair */
+static inline __attribute__((always_inline)) void FN(vpair2)(const double *const *r, const double *w1,
+                                                                const double *w2, int n, double *restrict o1,
+                                                                double *restrict o2, double *restrict p1,
+                                                                double *restrict p2, long len)
+{
+    const int c = n / 2;
+    long j = 0;
+    for (; j + 2 * VW <= len; j += 2 * VW) {
+        FN(vd) a[2], b[2], d[2], e[2];
+        for (int v = 0; v < 2; v++) {
+            const FN(vd) x = FN(ld)(r[c] + j + v * VW), y = FN(ld)(r[c + 1] + j + v * VW);
+            a[v] = FN(bc)(w1[c]) * x;
+            b[v] = FN(bc)(w2[c]) * x;
+            d[v] = FN(bc)(w1[c]) * y;
+            e[v] = FN(bc)(w2[c]) * y;
+        }
+#pragma GCC unroll 16
+        for (int k = 0; k < c; k++) {
+            const FN(vd) u = FN(bc)(w1[k]), t = FN(bc)(w2[k]);
+            for (int v = 0; v < 2; v++) {
+                const long o = j + v * VW;
+                const FN(vd) s0 = FN(ld)(r[k] + o) + FN(ld)(r[n - 1 - k] + o);
+                const FN(vd) s1 = FN(ld)(r[k + 1] + o) + FN(ld)(r[n - k] + o);
+                a[v] += u * s0;
+                b[v] += t * s0;
+                d[v] += u * s1;
+                e[v] += t * s1;
+            }
+        }
+        for (int v = 0; v < 2; v++) {
+            FN(st)(o1 + j + v * VW, a[v]);
+            FN(st)(o2 + j + v * VW, b[v]);
+            FN(st)(p1 + j + v * VW, d[v]);
+            FN(st)(p2 + j + v * VW, e[v]);
+        }
+    }
+    for (; j < len; j++) {
+        const double x = r[c][j], y = r[c + 1][j];
+        double a = w1[c] * x, b = w2[c] * x, d = w1[c] * y, e = w2[c] * y;
+        for (int k = 0; k < c; k++) {
+            const double s0 = r[k][j] + r[n - 1 - k][j], s1 = r[k + 1][j] + r[n - k][j];
+            a += w1[k] * s0;
+            b += w2[k] * s0;
+            d += w1[k] * s1;
+            e += w2[k] * s1;
+        }
+        o1[j] = a;
+        o2[j] = b;
+        p1[j] = d;
+        p2[j] = e;
+    }
+}
+
 /* the horizontal passes of both windows: o1[j] = w1[c] t1[j+c] + sum_{k<c} w1[k] (t1[j+k] + t1[j+n-1-k]) and o2
    from t2 with w2 (t1, t2 zero-padded by c on each side); four vectors of each per sweep (eight chains) */
 static inline __attribute__((always_inline)) void FN(hpair)(const double *t1, const double *t2, const double *w1,
@@ -124,28 +179,35 @@ static inline __attribute__((always_inline)) void FN(hpair)(const double *t1, co
 
 /* Chen-Blum's masked contrast of output rows [r0, r1) of one image x (h x w): C = |(G1 * x) / (G2 * x) - 1| with
    filter2(outer(g, g), x, 'same') (zero padding), C' = C^3 / (C^2 + z), into out (h x w). zero: a row of w zeros;
-   t: 2 (w + n - 1) + 2 w doubles. The vertical pass first (the torch path's order), both windows at once. */
+   t: 4 (w + n - 1) + 2 w doubles. The vertical pass first (the torch path's order), both windows and two output
+   rows at once. */
 static void FN(qcb_band)(const double *x, long h, long w, const double *g1, const double *g2, int n, double z,
                             const double *zero, long r0, long r1, double *restrict out, double *t)
 {
     const int c = n / 2;
     const long wp = w + n - 1;
-    double *t1 = t, *t2 = t + wp, *o1 = t + 2 * wp, *o2 = o1 + w;
-    const double *rp[QCB_MAXTAPS];
-    for (int k = 0; k < c; k++) t1[k] = t2[k] = t1[c + w + k] = t2[c + w + k] = 0.0;
-    for (long i = r0; i < r1; i++) {
-        for (int k = 0; k < n; k++) {
+    double *t1 = t, *t2 = t + wp, *u1 = t + 2 * wp, *u2 = t + 3 * wp, *o1 = t + 4 * wp, *o2 = o1 + w;
+    const double *rp[QCB_MAXTAPS + 1];
+    for (int k = 0; k < c; k++)
+        t1[k] = t2[k] = u1[k] = u2[k] = t1[c + w + k] = t2[c + w + k] = u1[c + w + k] = u2[c + w + k] = 0.0;
+    for (long i = r0; i < r1; i += 2) {
+        const int two = i + 1 < r1;
+        for (int k = 0; k <= n; k++) {
             const long y = i - c + k;
             rp[k] = (y < 0 || y >= h) ? zero : x + y * w;
         }
-        if (n == 31) FN(vpair)(rp, g1, g2, 31, t1 + c, t2 + c, w);
+        if (two && n == 31) FN(vpair2)(rp, g1, g2, 31, t1 + c, t2 + c, u1 + c, u2 + c, w);
+        else if (two) FN(vpair2)(rp, g1, g2, n, t1 + c, t2 + c, u1 + c, u2 + c, w);
+        else if (n == 31) FN(vpair)(rp, g1, g2, 31, t1 + c, t2 + c, w);
         else FN(vpair)(rp, g1, g2, n, t1 + c, t2 + c, w);
-        if (n == 31) FN(hpair)(t1, t2, g1, g2, 31, o1, o2, w);
-        else FN(hpair)(t1, t2, g1, g2, n, o1, o2, w);
-        double *restrict o = out + i * w;
-        for (long j = 0; j < w; j++) {
-            const double cc = fabs(o1[j] / o2[j] - 1.0), c2 = cc * cc;
-            o[j] = (c2 * cc) / (c2 + z);
+        for (int q = 0; q <= two; q++) {
+            if (n == 31) FN(hpair)(q ? u1 : t1, q ? u2 : t2, g1, g2, 31, o1, o2, w);
+            else FN(hpair)(q ? u1 : t1, q ? u2 : t2, g1, g2, n, o1, o2, w);
+            double *restrict o = out + (i + q) * w;
+            for (long j = 0; j < w; j++) {
+                const double cc = fabs(o1[j] / o2[j] - 1.0), c2 = cc * cc;
+                o[j] = (c2 * cc) / (c2 + z);
+            }
         }
     }
 }
@@ -309,10 +371,11 @@ static void FN(vstats_row)(const double *F, const double *A, const double *B, lo
     }
 }
 
-/* gray-level counts of rows [r0, r1), as flagged: lev (4 x 256) += round(F), round(A), round(B) (half to even,
-   clamped: to_levels) with VS_CE, floor(F) clamped with VS_EN; joint (2 x 256 x 256, rows = source) += the pairs
-   (A, F), (B, F) of the truncated values with NaN as 0 (the normalised images' int64 cast) with VS_MI.
-   lv: 3 w int32. */
+/* gray-level counts of rows [r0, r1), as flagged: lev (4 tables x 4 interleaved copies x 256, pixel j counted in
+   copy j mod 4, so that runs of one level do not wait on each other's increments) += round(F), round(A),
+   round(B) (half to even, clamped: to_levels) with VS_CE, floor(F) clamped with VS_EN; joint (2 x 256 x 256,
+   rows = source) += the pairs (A, F), (B, F) of the truncated values with NaN as 0 (the normalised images' int64
+   cast) with VS_MI. lv: 3 w int32. */
 static void FN(vhist_rows)(const double *F, const double *A, const double *B, long w, long r0, long r1, int flags,
                               int32_t *restrict lev, int32_t *restrict joint, int32_t *restrict lv)
 {
@@ -327,8 +390,15 @@ static void FN(vhist_rows)(const double *F, const double *A, const double *B, lo
                     r = r < 0.0 ? 0.0 : (r > 255.0 ? 255.0 : r);
                     o[j] = (int32_t)r;
                 }
-                int32_t *hq = lev + q * 256;
-                for (long j = 0; j < w; j++) hq[o[j]]++;
+                int32_t *hq = lev + q * 1024;
+                long j = 0;
+                for (; j + 4 <= w; j += 4) {
+                    hq[o[j]]++;
+                    hq[256 + o[j + 1]]++;
+                    hq[512 + o[j + 2]]++;
+                    hq[768 + o[j + 3]]++;
+                }
+                for (; j < w; j++) hq[o[j]]++;
             }
         if (flags & VS_EN) {
             const double *x = F + i * w;
@@ -337,7 +407,15 @@ static void FN(vhist_rows)(const double *F, const double *A, const double *B, lo
                 r = r < 0.0 ? 0.0 : (r > 255.0 ? 255.0 : r);
                 lv[j] = (int32_t)r;
             }
-            for (long j = 0; j < w; j++) lev[3 * 256 + lv[j]]++;
+            int32_t *hq = lev + 3 * 1024;
+            long j = 0;
+            for (; j + 4 <= w; j += 4) {
+                hq[lv[j]]++;
+                hq[256 + lv[j + 1]]++;
+                hq[512 + lv[j + 2]]++;
+                hq[768 + lv[j + 3]]++;
+            }
+            for (; j < w; j++) hq[lv[j]]++;
         }
         if (flags & VS_MI) {
             for (int q = 0; q < 3; q++) {
@@ -359,47 +437,95 @@ static void FN(vhist_rows)(const double *F, const double *A, const double *B, lo
 }
 
 /* ------------------------------------------------------------------------------------------- Gaussian SSIM */
+/* the symmetric vertical pass (wsym's operations) for two output rows: rows r[0..n], out0 from r[0..n-1], out1 from
+   r[1..n], each row loaded once for both */
+static inline __attribute__((always_inline)) void FN(wsym2)(const double *const *r, const double *w, int n,
+                                                               double *restrict out0, double *restrict out1,
+                                                               long len)
+{
+    const int c = n / 2;
+    long j = 0;
+    for (; j + 2 * VW <= len; j += 2 * VW) {
+        FN(vd) a[2], b[2];
+        for (int v = 0; v < 2; v++) {
+            a[v] = FN(bc)(w[c]) * FN(ld)(r[c] + j + v * VW);
+            b[v] = FN(bc)(w[c]) * FN(ld)(r[c + 1] + j + v * VW);
+        }
+#pragma GCC unroll 8
+        for (int k = 0; k < c; k++) {
+            const FN(vd) wk = FN(bc)(w[k]);
+            for (int v = 0; v < 2; v++) {
+                const long o = j + v * VW;
+                a[v] += wk * (FN(ld)(r[k] + o) + FN(ld)(r[n - 1 - k] + o));
+                b[v] += wk * (FN(ld)(r[k + 1] + o) + FN(ld)(r[n - k] + o));
+            }
+        }
+        for (int v = 0; v < 2; v++) {
+            FN(st)(out0 + j + v * VW, a[v]);
+            FN(st)(out1 + j + v * VW, b[v]);
+        }
+    }
+    for (; j < len; j++) {
+        double acc0 = w[c] * r[c][j], acc1 = w[c] * r[c + 1][j];
+        for (int k = 0; k < c; k++) {
+            acc0 += w[k] * (r[k][j] + r[n - 1 - k][j]);
+            acc1 += w[k] * (r[k + 1][j] + r[n - k][j]);
+        }
+        out0[j] = acc0;
+        out1[j] = acc1;
+    }
+}
+
+/* the SSIM map of one output row r from its eight filtered maps m (8 x wo): rows2[r] = (sum for A, sum for B) */
+static void FN(ssimg_row)(const double *m, long wo, double sf, double sa, double sb, double c1, double c2,
+                             double *restrict x, double *rows2)
+{
+    const double *mf = m, *mff = m + wo;
+    for (int s = 0; s < 2; s++) {
+        const double *ms = m + (2 + s) * wo, *mss = m + (4 + s) * wo, *msf = m + (6 + s) * wo;
+        const double shift_s = s ? sb : sa;
+        for (long j = 0; j < wo; j++) {
+            const double vf = mff[j] - mf[j] * mf[j];
+            const double vs = mss[j] - ms[j] * ms[j];
+            const double vsf = msf[j] - ms[j] * mf[j];
+            const double uf = mf[j] + sf, us = ms[j] + shift_s;
+            const double num = (us * uf * 2.0 + c1) * (vsf * 2.0 + c2);
+            const double den = (us * us + uf * uf + c1) * (vs + vf + c2);
+            x[j] = num / den;
+        }
+        double acc[NL] = {0.0, 0.0, 0.0, 0.0};
+        FN(lanes_add)(x, wo, acc);
+        rows2[s] = lanesum(acc);
+    }
+}
+
 /* SSIM map sums (symmetric window win of n <= 17 taps, valid windows, population covariance; Wang et al.'s SSIM as
-   ssim.py's _gauss_per_source) of output rows [r0, r1): rows2[r] = (A, B). ring: n x 8 x w, t: w, m: 8 x wo,
-   x: wo. */
+   ssim.py's _gauss_per_source) of output rows [r0, r1): rows2[r] = (A, B). Output rows go in pairs (one vertical
+   sweep per map for both). ring: (n + 1) x 8 x w, t: 2 w, m: 2 x 8 x wo, x: wo. */
 static void FN(ssimg_band)(const double *F, const double *A, const double *B, long w, double sf, double sa,
                               double sb, const double *win, int n, double c1, double c2, long r0, long r1,
                               double *ring, double *t, double *m, double *x, double *rows2)
 {
-    const long wo = w - n + 1;
-    const double *rp[17];
+    const long wo = w - n + 1, slots = n + 1;
+    const double *rp[18];
     for (long y = r0; y < r0 + n - 1; y++)
-        FN(products)(F + y * w, A + y * w, B + y * w, sf, sa, sb, w, ring + (y % n) * 8 * w);
-    for (long r = r0; r < r1; r++) {
-        const long y = r + n - 1;
-        FN(products)(F + y * w, A + y * w, B + y * w, sf, sa, sb, w, ring + (y % n) * 8 * w);
+        FN(products)(F + y * w, A + y * w, B + y * w, sf, sa, sb, w, ring + (y % slots) * 8 * w);
+    for (long r = r0; r < r1; r += 2) {
+        const int two = r + 1 < r1;
+        for (long y = r + n - 1; y <= r + n - 1 + two; y++)
+            FN(products)(F + y * w, A + y * w, B + y * w, sf, sa, sb, w, ring + (y % slots) * 8 * w);
         for (int c = 0; c < 8; c++) {
-            for (int k = 0; k < n; k++) rp[k] = ring + ((r + k) % n) * 8 * w + c * w;
-            if (n == 11) {
-                FN(wsym)(rp, win, 11, 0, 0.0, t, w);
-                FN(hsym)(t, win, 11, m + c * wo, wo);
-            } else {
-                FN(wsym)(rp, win, n, 0, 0.0, t, w);
-                FN(hsym)(t, win, n, m + c * wo, wo);
+            for (int k = 0; k <= n - 1 + two; k++) rp[k] = ring + ((r + k) % slots) * 8 * w + c * w;
+            if (two && n == 11) FN(wsym2)(rp, win, 11, t, t + w, w);
+            else if (two) FN(wsym2)(rp, win, n, t, t + w, w);
+            else if (n == 11) FN(wsym)(rp, win, 11, 0, 0.0, t, w);
+            else FN(wsym)(rp, win, n, 0, 0.0, t, w);
+            for (int q = 0; q <= two; q++) {
+                if (n == 11) FN(hsym)(t + q * w, win, 11, m + (q * 8 + c) * wo, wo);
+                else FN(hsym)(t + q * w, win, n, m + (q * 8 + c) * wo, wo);
             }
         }
-        const double *mf = m, *mff = m + wo;
-        for (int s = 0; s < 2; s++) {
-            const double *ms = m + (2 + s) * wo, *mss = m + (4 + s) * wo, *msf = m + (6 + s) * wo;
-            const double shift_s = s ? sb : sa;
-            for (long j = 0; j < wo; j++) {
-                const double vf = mff[j] - mf[j] * mf[j];
-                const double vs = mss[j] - ms[j] * ms[j];
-                const double vsf = msf[j] - ms[j] * mf[j];
-                const double uf = mf[j] + sf, us = ms[j] + shift_s;
-                const double num = (us * uf * 2.0 + c1) * (vsf * 2.0 + c2);
-                const double den = (us * us + uf * uf + c1) * (vs + vf + c2);
-                x[j] = num / den;
-            }
-            double acc[NL] = {0.0, 0.0, 0.0, 0.0};
-            FN(lanes_add)(x, wo, acc);
-            rows2[r * 2 + s] = lanesum(acc);
-        }
+        for (int q = 0; q <= two; q++) FN(ssimg_row)(m + q * 8 * wo, wo, sf, sa, sb, c1, c2, x, rows2 + (r + q) * 2);
     }
 }
 

@@ -64,6 +64,7 @@ KERNEL = native.Kernel("mmdrfuse_metrics", "metrics.c", {  # C source: mmdrfuse/
     "mmdr_gray": ([_p, _l, _i, _i, _p, _i], None),
     "mmdr_vifb_stats": ([_p, _p, _p, _l, _l, _l, _p, _i, _p, _i, _i], _i),  # per-image pointer arrays
     "mmdr_normalize1": ([_p, _l, _l, _l, _p, _i, _i], _i),
+    "mmdr_sf_wide": ([_p, _l, _l, _l, _l, _p, _i, _i], _i),
     "mmdr_rgb2gray": ([_p, _l, _l, _p, _i, _p, _i, _i], None),
     "mmdr_spec_filter": ([_p, _l, _p, _p, _p, _l, _p, _i, _i], None),
     "mmdr_qcb_contrast": ([_p, _l, _l, _l, _p, _p, _i, _d, _p, _i, _i], _i),
@@ -274,6 +275,17 @@ def normalize1(images: Tensor | list[Tensor]) -> Tensor:
     out = torch.empty(len(xs), h, w, dtype=torch.float64)
     _check(_state["lib"].mmdr_normalize1(ptrs, len(xs), h, w, out.data_ptr(), _threads(), _state["isa"]),
            "normalize1")
+    return out
+
+
+def spatial_frequency_wide(x: Tensor) -> Tensor:
+    """(N, C, H, W) -> (N,): VIFB's spatial frequency of each image seen as one H x CW image, the channels side by
+    side (vifb.py's definition; exact sums for integer images)."""
+    x = x.to(torch.float64).contiguous()
+    n, c, h, w = x.shape
+    out = torch.empty(n, dtype=torch.float64)
+    _check(_state["lib"].mmdr_sf_wide(x.data_ptr(), n, c, h, w, out.data_ptr(), _threads(), _state["isa"]),
+           "spatial frequency")
     return out
 
 
