@@ -835,7 +835,7 @@ int mmdr_qcv(const double *const *xa, const double *const *xb, const double *con
 {
     (void)isa;
     if (k < 1) return -2;
-    const long hb = (H + k - 1) / k, wb = (W + k - 1) / k, per = 3 * (W + 2) + 2 * W + 4 * wb + 64;
+    const long hb = (H + k - 1) / k, wb = (W + k - 1) / k, per = 3 * (W + 2) + 5 * W + 4 * wb + 64;
     double *work = ws_get((size_t)(2 * N * hb + per * nthr(nthreads)));
     if (!work) return -1;
     double *rows = work, *tmps = work + 2 * N * hb;

@@ -235,53 +235,63 @@ static void FN(qcb_rows)(const double *cf, const double *ca, const double *cb, l
 }
 
 /* ------------------------------------------------------------------------------------------------- Qcv */
-/* G^5 = (sqrt(G^2) G^2) G^2 (G the zero-padded Sobel magnitude, sobel_zero's sums) of row i of x (h x w) into g5
-   (w); pad: 3 (w + 2) doubles */
-static void FN(sobel5_row)(const double *x, long h, long w, long i, double *restrict g5, double *restrict pad)
+/* G^5 = (sqrt(G^2) G^2) G^2 (G the zero-padded Sobel magnitude, sobel_zero's sums) of one row from its padded
+   neighbours u, m, d (w + 2 each, zeros at both ends) into g5 (w); sq: w doubles */
+static void FN(sobel5_row)(const double *u, const double *m, const double *d, long w, double *restrict g5,
+                              double *restrict sq)
 {
-    double *u = pad, *m = pad + (w + 2), *d = pad + 2 * (w + 2);
-    for (int q = 0; q < 3; q++) {
-        const long y = i - 1 + q;
-        double *p = q == 0 ? u : (q == 1 ? m : d);
-        p[0] = p[w + 1] = 0.0;
-        if (y < 0 || y >= h) memset(p + 1, 0, sizeof(double) * (size_t)w);
-        else memcpy(p + 1, x + y * w, sizeof(double) * (size_t)w);
-    }
     for (long j = 0; j < w; j++) {
         const double vr = (u[j + 2] + 2.0 * m[j + 2]) + d[j + 2], vl = (u[j] + 2.0 * m[j]) + d[j];
         const double hu = (u[j] + 2.0 * u[j + 1]) + u[j + 2], hd = (d[j] + 2.0 * d[j + 1]) + d[j + 2];
         const double gx = vr - vl, gy = hu - hd;
-        g5[j] = gx * gx + gy * gy;
+        g5[j] = sq[j] = gx * gx + gy * gy;
     }
-    memcpy(pad, g5, sizeof(double) * (size_t)w);   /* the rows are no longer needed: their square roots */
-    FN(vsqrt)(pad, w);
-    for (long j = 0; j < w; j++) g5[j] = (pad[j] * g5[j]) * g5[j];
+    FN(vsqrt)(sq, w);
+    for (long j = 0; j < w; j++) g5[j] = (sq[j] * g5[j]) * g5[j];
 }
 
 /* one row of blocks (rows [i0, i0 + k) of the image, those >= h count as zero) of Qcv for both sources: block
-   sums of G_S^5 (lambda) and of D_S^2, then sum over the blocks of lambda (D / k^2) and of lambda, into rows2.
-   tmp: 3 (w + 2) + 2 w + 4 ceil(w / k) doubles. */
+   sums of G_S^5 (lambda) and of D_S^2 (column sums over the block's rows, then each block's columns), then the sum
+   over the blocks of lambda (D / k^2) and of lambda, into rows2. tmp: 3 (w + 2) + 5 w + 4 ceil(w / k) doubles. */
 static void FN(qcv_blockrow)(const double *xa, const double *xb, const double *da, const double *db, long h,
                                 long w, int k, long i0, double *tmp, double *rows2)
 {
-    const long wb = (w + k - 1) / k;
-    double *pad = tmp, *g = pad + 3 * (w + 2), *e = g + w, *lam = e + w, *dst = lam + 2 * wb;
-    for (long q = 0; q < 4 * wb; q++) lam[q] = 0.0;
-    const long i1 = i0 + k < h ? i0 + k : h;
+    const long wb = (w + k - 1) / k, i1 = i0 + k < h ? i0 + k : h;
+    double *ring = tmp, *g = ring + 3 * (w + 2), *sq = g + w, *cg = sq + w, *ce = cg + w, *lam = ce + w,
+           *dst = lam + 2 * wb;
     for (int s = 0; s < 2; s++) {
         const double *x = s ? xb : xa, *d = s ? db : da;
-        double *ls = lam + s * wb, *ds = dst + s * wb;
+        double *pr[3] = {ring, ring + (w + 2), ring + 2 * (w + 2)};
+        for (long j = 0; j < w; j++) cg[j] = ce[j] = 0.0;
+        for (int q = 0; q < 3; q++) {   /* rows i0 - 1, i0, i0 + 1, zero-padded */
+            const long y = i0 - 1 + q;
+            pr[q][0] = pr[q][w + 1] = 0.0;
+            if (y < 0 || y >= h) memset(pr[q] + 1, 0, sizeof(double) * (size_t)w);
+            else memcpy(pr[q] + 1, x + y * w, sizeof(double) * (size_t)w);
+        }
         for (long i = i0; i < i1; i++) {
-            FN(sobel5_row)(x, h, w, i, g, pad);
-            const double *dr = d + i * w;
-            for (long j = 0; j < w; j++) e[j] = dr[j] * dr[j];
-            for (long jb = 0; jb < wb; jb++) {
-                const long j0 = jb * k, j1 = j0 + k < w ? j0 + k : w;
-                double sg = 0.0, se = 0.0;
-                for (long j = j0; j < j1; j++) { sg += g[j]; se += e[j]; }
-                ls[jb] += sg;
-                ds[jb] += se;
+            if (i > i0) {   /* rotate: the row below i + 1 enters */
+                double *t = pr[0];
+                pr[0] = pr[1];
+                pr[1] = pr[2];
+                pr[2] = t;
+                t[0] = t[w + 1] = 0.0;
+                if (i + 1 >= h) memset(t + 1, 0, sizeof(double) * (size_t)w);
+                else memcpy(t + 1, x + (i + 1) * w, sizeof(double) * (size_t)w);
             }
+            FN(sobel5_row)(pr[0], pr[1], pr[2], w, g, sq);
+            const double *dr = d + i * w;
+            for (long j = 0; j < w; j++) {
+                cg[j] += g[j];
+                ce[j] += dr[j] * dr[j];
+            }
+        }
+        for (long jb = 0; jb < wb; jb++) {
+            const long j0 = jb * k, j1 = j0 + k < w ? j0 + k : w;
+            double sg = 0.0, se = 0.0;
+            for (long j = j0; j < j1; j++) { sg += cg[j]; se += ce[j]; }
+            lam[s * wb + jb] = sg;
+            dst[s * wb + jb] = se;
         }
     }
     const double inv = 1.0 / (double)(k * k);
