@@ -118,7 +118,7 @@ def _spectrum(ctx: Batch) -> Tensor:
 def _irfft2(spec: Tensor, h: int, w: int) -> Tensor:
     """``torch.fft.irfft2(spec, s=(h, w))`` over the leading axes; on CPU one image at a time (MKL's batched
     inverse transform of 480 x 640 images measured 2-3x slower per image than single ones for batches of 3-9)."""
-    if spec.device.type != "cpu":
+    if spec.device.type != "cpu" or spec.requires_grad:
         return torch.fft.irfft2(spec, s=(h, w))
     out = torch.empty(spec.shape[:-2] + (h, w), dtype=spec.real.dtype)
     for x, o in zip(spec.reshape(-1, *spec.shape[-2:]), out.view(-1, h, w)):
@@ -176,11 +176,8 @@ def _qcv(ctx: Batch) -> Tensor:
         _, xa, xb = normalized_slots(ctx)
         return _native.qcv(xa, xb, d[:n], d[n:], QCV_WINDOW)
     x = normalized(ctx)
-    d = torch.empty((2, n) + tuple(spec.shape[1:]), dtype=spec.dtype, device=spec.device)
-    for s in (1, 2):  # S - F per image, from the distinct spectra without gathering them
-        for i, (js, jf) in enumerate(zip(idx[s].tolist(), idx[0].tolist())):
-            torch.sub(spec[js], spec[jf], out=d[s - 1, i])
-    d = _irfft2(d.mul_(csf), h, w)
+    sp = _by_slot(spec, idx)
+    d = _irfft2((sp[1:] - sp[0]).mul_(csf), h, w)
     gx, gy = sobel_zero(x[1:])
     g2 = gx.mul_(gx).add_(gy.mul_(gy))
     lam = block_sums(g2.sqrt().mul_(g2).mul_(g2), QCV_WINDOW)  # sum of G^5 per 16 x 16 region: (2, N, h', w')
