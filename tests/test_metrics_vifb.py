@@ -107,6 +107,26 @@ def test_pil_decodes_the_vifb_jpegs_as_opencv():
         assert np.array_equal(ours, theirs), p.name
 
 
+def test_read_vifb_png_fast_path_equals_pil(tmp_path):
+    from PIL import Image
+
+    from mmdrfuse.errors import BadInputError
+    from mmdrfuse.images import read_pil
+
+    g = np.random.default_rng(4)
+    for name, arr in (("gray.png", g.integers(0, 256, (31, 45), dtype=np.uint8)),
+                      ("rgb.png", g.integers(0, 256, (31, 45, 3), dtype=np.uint8)),
+                      ("rgba.png", g.integers(0, 256, (31, 45, 4), dtype=np.uint8)),  # PIL's path (alpha dropped)
+                      ("rgb.jpg", g.integers(0, 256, (31, 45, 3), dtype=np.uint8))):
+        Image.fromarray(arr).save(tmp_path / name)
+        want = torch.from_numpy(np.array(read_pil(tmp_path / name), dtype=np.uint8))
+        want = want[None] if want.dim() == 2 else want.permute(2, 0, 1)
+        got = vifb.read_vifb(tmp_path / name)
+        assert got.dtype == torch.uint8 and got.is_contiguous() and torch.equal(got, want), name
+    with pytest.raises(BadInputError, match="not found"):
+        vifb.read_vifb(tmp_path / "missing.png")
+
+
 # --------------------------------------------------------------------------------------- MATLAB building blocks
 def test_rgb2gray_weights_and_rounding():
     assert ML.RGB2GRAY == pytest.approx((0.298936021293775, 0.587043074451121, 0.114020904255103), abs=1e-15)

@@ -215,11 +215,13 @@ def min_size(names: Iterable[str] | None = None) -> int:
 def read_vifb(path: str | os.PathLike) -> Tensor:
     """Read an image as MATLAB's ``imread`` gives it to VIFB: C x H x W uint8, C = 3 for colour files (a 3-component
     JPEG stays 3-channel), 1 for gray ones. Decoded with PIL (:func:`mmdrfuse.images.read_pil`; see docs/metrics.md for
-    how its JPEG decoding compares with MATLAB's)."""
+    how its JPEG decoding compares with MATLAB's), except plain 8-bit gray/RGB PNG files, which the default
+    convention's reader decodes (:mod:`mmdrfuse.metrics.reading`: the same pixels, ~2x faster)."""
     from mmdrfuse.images import read_pil
+    from mmdrfuse.metrics.reading import _decode_png
 
-    arr = np.asarray(read_pil(path), dtype=np.uint8)
-    t = torch.from_numpy(arr.copy())
+    fast = _decode_png(path)  # a fresh array; PIL's is read-only, so copied
+    t = torch.from_numpy(fast[0] if fast is not None else np.array(read_pil(path), dtype=np.uint8))
     return t[None] if t.dim() == 2 else t.permute(2, 0, 1).contiguous()
 
 
