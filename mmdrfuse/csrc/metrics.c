@@ -914,7 +914,12 @@ int mmdr_vifb_stats(const double *const *f, const double *const *a, const double
     for (long im = 0; im < N; im++) {
         const double *F = f[im], *A = a[im], *B = b[im];
         const double sf = (flags & VS_SD) ? shifts[im] : 0.0;
-        memset(tabs, 0, sizeof(int32_t) * (size_t)(nt * tabn));
+        const long tabk = 4 * 1024 + ((flags & VS_MI) ? 2 * 65536 : 0);
+        const double n = (double)(H * W);
+        double mi[2] = {0.0, 0.0};
+        memset(tabs, 0, sizeof(int32_t) * (size_t)(nt * tabn));   /* every table, whatever team size runs */
+        /* the histograms, their merging and the two mutual informations all in the parallel region (the integer
+           counts do not depend on the order; each MI is one thread's sequential sum) */
 #ifdef _OPENMP
 #pragma omp parallel num_threads(nthreads) if(nthreads > 1)
 #endif
@@ -931,17 +936,27 @@ int mmdr_vifb_stats(const double *const *f, const double *const *a, const double
                     CALL(vstats_row, F, A, B, H, W, i, flags, sf, rows + (im * H + i) * 6, tmp);
                 if (flags & (VS_CE | VS_EN | VS_MI)) CALL(vhist_rows, F, A, B, W, r0, r1, flags, lev, joint, lv);
             }
+            if (nt > 1) {
+#ifdef _OPENMP
+#pragma omp for schedule(static)
+#endif
+                for (long c = 0; c < (tabk + 4095) / 4096; c++)
+                    for (int t = 1; t < nt; t++)
+                        for (long k = c * 4096; k < (c + 1) * 4096 && k < tabk; k++) tabs[k] += tabs[t * tabn + k];
+            }
+            if (flags & VS_MI) {
+#ifdef _OPENMP
+#pragma omp for schedule(static)
+#endif
+                for (int q = 0; q < 2; q++) mi[q] = mutual_info_(tabs + 4096 + q * 65536, n);
+            }
         }
-        const long tabk = 4 * 1024 + ((flags & VS_MI) ? 2 * 65536 : 0);
-        for (int t = 1; t < nt; t++)
-            for (long k = 0; k < tabk; k++) tabs[k] += tabs[t * tabn + k];
         for (int q = 0; q < 4; q++)          /* the four copies of each level table into the first */
             for (int c = 1; c < 4; c++)
                 for (int l = 0; l < 256; l++) tabs[q * 1024 + l] += tabs[q * 1024 + c * 256 + l];
         double S[6] = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0};
         for (long i = 0; i < H; i++)
             for (int q = 0; q < 6; q++) S[q] += rows[(im * H + i) * 6 + q];
-        const double n = (double)(H * W);
         double *o = out + im * VS_NOUT;
         for (int q = 0; q < VS_NOUT; q++) o[q] = 0.0;
         if (flags & VS_CE)
@@ -958,7 +973,7 @@ int mmdr_vifb_stats(const double *const *f, const double *const *a, const double
         if (flags & VS_EI) o[4] = S[4] / n;
         if (flags & VS_SD) o[5] = sqrt((S[3] - S[2] * S[2] / n) / n);
         if (flags & VS_AG) o[6] = S[5] / n;
-        if (flags & VS_MI) o[7] = mutual_info_(tabs + 4096, n) + mutual_info_(tabs + 4096 + 65536, n);
+        if (flags & VS_MI) o[7] = mi[0] + mi[1];
     }
     return 0;
 }
