@@ -216,7 +216,7 @@ def read_vifb(path: str | os.PathLike) -> Tensor:
     """Read an image as MATLAB's ``imread`` gives it to VIFB: C x H x W uint8, C = 3 for colour files (a 3-component
     JPEG stays 3-channel), 1 for gray ones. Decoded with PIL (:func:`mmdrfuse.images.read_pil`; see docs/metrics.md for
     how its JPEG decoding compares with MATLAB's), except plain 8-bit gray/RGB PNG files, which the default
-    convention's reader decodes (:mod:`mmdrfuse.metrics.reading`: the same pixels, ~2x faster)."""
+    convention's reader decodes (:mod:`mmdrfuse.metrics.reading`: the same pixels, faster)."""
     from mmdrfuse.images import read_pil
     from mmdrfuse.metrics.reading import _decode_png
 
