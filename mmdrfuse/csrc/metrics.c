@@ -638,8 +638,9 @@ static int symmetric_odd(const double *w, int n)
     return sym;
 }
 
-/* normalize1 (Z. Liu's min-max scaling to 0..255, rounded) of M images xs[m] (H x W each) into out (M x H x W); an image whose
-   minimum and maximum are both 0 is copied unchanged, another constant image becomes NaN (0 / 0), as in MATLAB */
+/* normalize1 (Z. Liu's min-max scaling to 0..255, rounded) of M images xs[m] (H x W each) into out (M x H x W);
+   an image whose minimum and maximum are both 0 is copied unchanged, another constant image becomes NaN (0 / 0), as
+   in MATLAB */
 int mmdr_normalize1(const double *const *xs, long M, long H, long W, double *out, int nthreads, int isa)
 {
     (void)isa;
@@ -828,8 +829,8 @@ int mmdr_qcb_combine(const double *maps, long H, long W, const long *idx, long N
 }
 
 /* Qcv per image (out: N) from the normalised sources xa[i], xb[i] and the CSF-filtered differences da[i], db[i]
-   (H x W each): sum over k x k blocks and sources of lambda_S D_S / sum of lambda_S, lambda_S the block sum of G_S^5, D_S
-   the block mean of d_S^2 (blocks from the top-left, edge blocks zero-padded) */
+   (H x W each): sum over k x k blocks and sources of lambda_S D_S / sum of lambda_S, lambda_S the block sum of
+   G_S^5, D_S the block mean of d_S^2 (blocks from the top-left, edge blocks zero-padded) */
 int mmdr_qcv(const double *const *xa, const double *const *xb, const double *const *da, const double *const *db,
              long N, long H, long W, int k, double *out, int nthreads, int isa)
 {
