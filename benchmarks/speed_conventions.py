@@ -1,15 +1,19 @@
 """Time per pair of the two metric conventions on 640 x 480 pairs with a colour visible image.
 
-    python -m benchmarks.speed_conventions [--fused F --ir I --vis V] [--runs 15] [--warmup 3] [--threads 1,2]
+    python -m benchmarks.speed_conventions [--fused F --ir I --vis V] [--data-root D] [--reference-root R]
+        [--runs 15] [--warmup 3] [--threads 1,2]
 
-Pairs (``--fused/--ir/--vis`` name another; by default two calibration triples of the metric reference values,
-looked up in the project's development folder ``shared/`` beside the repository, which a user does not have):
+Pairs (``--fused/--ir/--vis`` name another; by default two triples of the metric reference values, from the data
+root (``--data-root``, else ``$MMDRFUSE_DATA``, else the user cache; :func:`mmdrfuse.paths.data_root`) and the
+reference folder (``--reference-root``, else ``$MMDRFUSE_REFERENCE``, else the folder ``reference`` beside the data
+root), which only the project's development setup has; a missing file is reported in one line):
 
 - ``msrs_gray_fused``: MSRS 00004N (gray IR, colour visible) with the published MMDRFuse student's fused image,
-  which is gray (``metrics/fused/MSRS_00004N_mmdrfuse.png``): VIFB evaluates it once, converting the visible image
-  with rgb2gray;
+  which is gray (``<reference>/metrics/fused/MSRS_00004N_mmdrfuse.png``, ``<data>/MSRS/test/{ir,vi}/00004N.png``):
+  VIFB evaluates it once, converting the visible image with rgb2gray;
 - ``vifb_colour_fused``: VIFB's labMan (IR stored as a 3-channel JPEG, colour visible) with CBF's colour fused
-  image: VIFB evaluates each of the three channels.
+  image (``<reference>/vifb/{fused/labMan_CBF,input/IR/labMan,input/VI/labMan}.jpg``): VIFB evaluates each of the
+  three channels.
 
 For each pair, thread count and convention: ``--warmup`` untimed calls, then ``--runs`` timed ones of
 
@@ -25,6 +29,8 @@ most; with one thread the CPU time is the steadier measure); compare rows of the
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 from pathlib import Path
 from typing import Callable
 
@@ -35,16 +41,31 @@ from mmdrfuse import metrics as M
 from mmdrfuse.memory import keep_freed_memory
 from mmdrfuse.metrics import vifb
 from mmdrfuse.metrics.reading import read_eval_gray
-from mmdrfuse.paths import repo_root
+from mmdrfuse.paths import data_root
 
-REFERENCE = repo_root().parent / "shared" / "reference"
-DATA = repo_root().parent / "shared" / "data"
-PAIRS = {
-    "msrs_gray_fused": (REFERENCE / "metrics" / "fused" / "MSRS_00004N_mmdrfuse.png",
-                        DATA / "MSRS" / "test" / "ir" / "00004N.png", DATA / "MSRS" / "test" / "vi" / "00004N.png"),
-    "vifb_colour_fused": (REFERENCE / "vifb" / "fused" / "labMan_CBF.jpg", REFERENCE / "vifb" / "input" / "IR" /
-                          "labMan.jpg", REFERENCE / "vifb" / "input" / "VI" / "labMan.jpg"),
-}
+REFERENCE_ENV = "MMDRFUSE_REFERENCE"
+
+
+def reference_root(explicit: str | os.PathLike | None = None, data: Path | None = None) -> Path:
+    """The reference values' folder: ``explicit`` > ``$MMDRFUSE_REFERENCE`` > ``reference`` beside the data root."""
+    if explicit:
+        return Path(explicit).expanduser()
+    env = os.environ.get(REFERENCE_ENV)
+    if env:
+        return Path(env).expanduser()
+    return (data if data is not None else data_root()).parent / "reference"
+
+
+def default_pairs(data: Path, reference: Path) -> dict[str, tuple[Path, Path, Path]]:
+    """The two default triples (fused, IR, visible) under the data root and the reference folder."""
+    msrs = data / "MSRS" / "test"
+    vifb_dir = reference / "vifb"
+    return {
+        "msrs_gray_fused": (reference / "metrics" / "fused" / "MSRS_00004N_mmdrfuse.png",
+                            msrs / "ir" / "00004N.png", msrs / "vi" / "00004N.png"),
+        "vifb_colour_fused": (vifb_dir / "fused" / "labMan_CBF.jpg", vifb_dir / "input" / "IR" / "labMan.jpg",
+                              vifb_dir / "input" / "VI" / "labMan.jpg"),
+    }
 
 
 
@@ -70,12 +91,28 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--fused", type=Path)
     ap.add_argument("--ir", type=Path)
     ap.add_argument("--vis", type=Path)
+    ap.add_argument("--data-root", help="data root (default: $MMDRFUSE_DATA, else the user cache)")
+    ap.add_argument("--reference-root",
+                    help=f"reference values' folder (default: ${REFERENCE_ENV}, else 'reference' beside the data root)")
     ap.add_argument("--runs", type=int, default=15)
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--threads", default="1,2", help="comma-separated torch thread counts")
     args = ap.parse_args(argv)
+    given = [args.fused, args.ir, args.vis]
+    if any(given) and not all(given):
+        print("speed_conventions: give all of --fused, --ir and --vis, or none", file=sys.stderr)
+        return 2
+    if all(given):
+        pairs = {"given": tuple(given)}
+    else:
+        data = data_root(args.data_root)
+        pairs = default_pairs(data, reference_root(args.reference_root, data))
+    missing = [p for paths in pairs.values() for p in paths if not p.is_file()]
+    if missing:
+        print(f"speed_conventions: {len(missing)} input file(s) missing, first {missing[0]} (set --data-root / "
+              f"$MMDRFUSE_DATA and --reference-root / ${REFERENCE_ENV}, or give --fused, --ir, --vis)", file=sys.stderr)
+        return 2
     keep_freed_memory()  # as the mmdrfuse commands do
-    pairs = {"given": (args.fused, args.ir, args.vis)} if args.fused else PAIRS
     for name, paths in pairs.items():
         shapes = ", ".join(f"{p.name} {tuple(vifb.read_vifb(p).shape)}" for p in paths)
         print(f"{name}: {shapes}")

@@ -24,6 +24,7 @@ import torch
 
 from mmdrfuse import metrics as M
 from mmdrfuse.errors import MMDRFuseError
+from mmdrfuse.metrics import _native
 from mmdrfuse.metrics import matlab as ML
 from mmdrfuse.metrics import vifb
 
@@ -104,6 +105,26 @@ def test_pil_decodes_the_vifb_jpegs_as_opencv():
         theirs = cv2.imread(str(p), cv2.IMREAD_UNCHANGED)
         theirs = theirs[..., None] if theirs.ndim == 2 else theirs[..., ::-1]
         assert np.array_equal(ours, theirs), p.name
+
+
+def test_read_vifb_png_fast_path_equals_pil(tmp_path):
+    from PIL import Image
+
+    from mmdrfuse.errors import BadInputError
+    from mmdrfuse.images import read_pil
+
+    g = np.random.default_rng(4)
+    for name, arr in (("gray.png", g.integers(0, 256, (31, 45), dtype=np.uint8)),
+                      ("rgb.png", g.integers(0, 256, (31, 45, 3), dtype=np.uint8)),
+                      ("rgba.png", g.integers(0, 256, (31, 45, 4), dtype=np.uint8)),  # PIL's path (alpha dropped)
+                      ("rgb.jpg", g.integers(0, 256, (31, 45, 3), dtype=np.uint8))):
+        Image.fromarray(arr).save(tmp_path / name)
+        want = torch.from_numpy(np.array(read_pil(tmp_path / name), dtype=np.uint8))
+        want = want[None] if want.dim() == 2 else want.permute(2, 0, 1)
+        got = vifb.read_vifb(tmp_path / name)
+        assert got.dtype == torch.uint8 and got.is_contiguous() and torch.equal(got, want), name
+    with pytest.raises(BadInputError, match="not found"):
+        vifb.read_vifb(tmp_path / "missing.png")
 
 
 # --------------------------------------------------------------------------------------- MATLAB building blocks
@@ -220,6 +241,129 @@ def test_batches_and_reduction():
     assert list(mean) == ["Qcv", "Ssim"] and mean["Qcv"].dim() == 0
 
 
+# ------------------------------------------------------------------------------------------------- C kernels
+needs_kernel = pytest.mark.skipif(not _native.available(), reason="metric kernel not built (no C compiler?)")
+
+
+def _torch_path(monkeypatch, fn, *args, **kwargs):
+    """fn(*args) with the kernels switched off (the torch path), then switched back on."""
+    monkeypatch.setitem(_native._state, "lib", None)
+    monkeypatch.setitem(_native._state, "error", "off for this test")
+    try:
+        return fn(*args, **kwargs)
+    finally:
+        monkeypatch.undo()
+
+
+def _kernel_case(name):
+    c = [_colour(h=37, w=45, seed=s) for s in range(6)]
+    if name == "colour, gray IR":
+        return c[0], c[1][:, :1], c[2]
+    if name == "colour, equal-channel IR and VI, batch":
+        ir = torch.cat([c[1][:, :1].expand(1, 3, -1, -1), c[3]])
+        vi = torch.cat([c[2], c[4][:, 1:2].expand(1, 3, -1, -1)])
+        return torch.cat([c[0], c[5]]), ir, vi
+    if name == "gray fused, colour sources":
+        return c[0][:, :1], c[1], c[2]
+    if name == "gray fused, colour VI, uint8":
+        return (c[0][:, :1].to(torch.uint8), c[1][:, 2:].to(torch.uint8), c[2].to(torch.uint8))
+    if name == "all gray":
+        return c[0][:, :1], c[1][:, 1:2], c[2][:, 2:]
+    if name == "non-integer":
+        return c[0] * 0.993 + 0.3, c[1][:, :1] * 0.5 + 0.25, c[2] * 0.9
+    if name == "flat images":  # a black source (normalize1 keeps it), a constant fused image (normalize1's NaN)
+        return torch.full((1, 1, 23, 29), 9.0), torch.zeros(1, 1, 23, 29), c[2][..., :23, :29]
+    raise KeyError(name)
+
+
+KERNEL_CASES = ["colour, gray IR", "colour, equal-channel IR and VI, batch", "gray fused, colour sources",
+                "gray fused, colour VI, uint8", "all gray", "non-integer", "flat images"]
+
+
+@needs_kernel
+@pytest.mark.parametrize("case", KERNEL_CASES)
+def test_kernels_equal_torch_path(monkeypatch, case):
+    f, a, b = _kernel_case(case)
+    ours = vifb.compute_all(f, a, b)
+    ref = _torch_path(monkeypatch, vifb.compute_all, f, a, b)
+    for k in vifb.NAMES:
+        assert torch.allclose(ours[k], ref[k], rtol=1e-10, atol=0, equal_nan=True), (k, ours[k], ref[k])
+    if case == "flat images":
+        assert torch.isnan(ours["Qcb"]).all() and not torch.isnan(ours["Ssim"]).any()
+
+
+@needs_kernel
+@pytest.mark.parametrize("shape", [(2, 3), (5, 4), (11, 11), (12, 40)])
+def test_kernels_equal_torch_path_on_small_images(monkeypatch, shape):
+    f, a, b = (_colour(*shape, seed=s) for s in range(3))
+    names = [k for k in vifb.NAMES if vifb.get(k).min_size <= min(shape)]
+    ours = vifb.compute_all(f, a[:, :1], b, names)
+    ref = _torch_path(monkeypatch, vifb.compute_all, f, a[:, :1], b, names)
+    for k in names:
+        assert torch.allclose(ours[k], ref[k], rtol=1e-10, atol=0, equal_nan=True), (k, ours[k], ref[k])
+
+
+@needs_kernel
+def test_matlab_building_blocks_in_c_are_bit_exact():
+    g = torch.Generator().manual_seed(3)
+    images = [torch.randint(0, 256, (4, 31, 17), generator=g).double(),
+              torch.randint(0, 3, (4, 31, 17), generator=g).double(),  # lo 0, hi 2: 127.5 ties everywhere
+              torch.rand(4, 31, 17, generator=g, dtype=torch.float64) * 255,
+              torch.zeros(1, 5, 5, dtype=torch.float64), torch.full((1, 5, 5), 4.0, dtype=torch.float64)]
+    for x in images:
+        assert torch.equal(_native.normalize1(x).nan_to_num(-1.0), ML.normalize1(x).nan_to_num(-1.0))
+    assert torch.equal(_native.normalize1(list(images[0])), ML.normalize1(images[0]))
+    rgb = torch.randint(0, 256, (3, 3, 40, 41), generator=g).double()
+    for integer in (True, False):
+        assert torch.equal(_native.rgb2gray(rgb, integer), ML.rgb2gray(rgb, integer=integer))
+    rgb = torch.rand(2, 3, 40, 41, generator=g, dtype=torch.float64) * 255
+    assert torch.equal(_native.rgb2gray(rgb, False), ML.rgb2gray(rgb, integer=False))
+
+
+@needs_kernel
+def test_qabf_alone_equals_the_combined_gradient_kernel():
+    f, a, b = (_colour(h=50, w=61, seed=s)[0] for s in range(3))
+    both = _native.gradients(f, a, b)
+    alone = _native.gradients(f, a, b, nabf=False)
+    assert torch.equal(alone[0], both[0]) and torch.isnan(alone[1]).all() and not torch.isnan(both[1]).any()
+
+
+@needs_kernel
+def test_shared_source_maps_give_the_per_channel_values():
+    """A gray source serving three channels has its perceptual maps computed once (Batch.labels): the same values
+    as without the labels."""
+    from mmdrfuse.metrics._context import Batch
+
+    f, a, b = _colour(seed=1), _colour(seed=2)[:, :1], _colour(seed=3)
+    fk, ak, bk = f[0], a[0].expand(3, -1, -1).contiguous(), b[0]
+    plain, shared = Batch.trusted(fk, ak, bk), Batch.trusted(fk, ak, bk)
+    shared.labels = vifb._channel_labels(f, a, b)
+    assert shared.labels.tolist() == [[0, 1, 2], [3, 3, 3], [6, 7, 8]]
+    for k in ("Mutinf", "Qcb", "Qcv"):
+        torch.testing.assert_close(vifb.get(k).fn(shared), vifb.get(k).fn(plain), rtol=1e-13, atol=0)
+
+
+@needs_kernel
+def test_kernels_independent_of_threads_and_builds(monkeypatch):
+    f, a, b = _kernel_case("colour, equal-channel IR and VI, batch")
+    old = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = vifb.compute_all(f, a, b)
+        torch.set_num_threads(2)
+        two = vifb.compute_all(f, a, b)
+    finally:
+        torch.set_num_threads(old)
+    builds = {}
+    for isa in range(_native._state["isa"] + 1):
+        monkeypatch.setitem(_native._state, "isa", isa)
+        builds[isa] = vifb.compute_all(f, a, b)
+    for k in vifb.NAMES:
+        torch.testing.assert_close(two[k], one[k], rtol=1e-13, atol=0)
+        for v in builds.values():
+            torch.testing.assert_close(v[k], one[k], rtol=1e-12, atol=0)
+
+
 # ------------------------------------------------------------------------------------------- API and errors
 def test_compute_all_convention_dispatch():
     f, a, b = (_colour(seed=s) for s in range(3))
@@ -264,3 +408,21 @@ def test_speed_benchmark_smoke(tmp_path, capsys):
     assert speed_conventions.main(argv) == 0
     out = capsys.readouterr().out
     assert out.count("read+compute") == 2 and out.count("vifb") >= 2
+
+
+def test_speed_benchmark_finds_its_pairs_or_says_which_is_missing(tmp_path, monkeypatch, capsys):
+    from benchmarks import speed_conventions as sc
+
+    monkeypatch.delenv(sc.REFERENCE_ENV, raising=False)
+    data = tmp_path / "data"
+    assert sc.reference_root(None, data) == tmp_path / "reference"
+    monkeypatch.setenv(sc.REFERENCE_ENV, str(tmp_path / "ref"))
+    assert sc.reference_root(None, data) == tmp_path / "ref"
+    assert sc.reference_root(tmp_path / "x", data) == tmp_path / "x"
+    pairs = sc.default_pairs(data, tmp_path / "ref")
+    assert pairs["msrs_gray_fused"][1] == data / "MSRS" / "test" / "ir" / "00004N.png"
+    assert pairs["vifb_colour_fused"][0] == tmp_path / "ref" / "vifb" / "fused" / "labMan_CBF.jpg"
+    assert sc.main(["--data-root", str(data), "--runs", "1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "missing" in err and "00004N" in err and "--reference-root" in err
+    assert sc.main(["--fused", str(data / "f.png")]) == 2

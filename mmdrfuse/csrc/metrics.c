@@ -1,7 +1,8 @@
-/* The metrics' C kernels (VIF, SSIM, Qabf + Nabf, global statistics, gray conversion, PNG scanline filters), see
-   mmdrfuse/metrics/_native.py for how they are called and docs/metrics.md for what they compute. Built by
-   mmdrfuse/native.py with -Wall -Wextra; the AVX2 and AVX-512 variants are the same body (metrics_body.h) compiled
-   under target pragmas, chosen at run time by mmdr_metrics_isa(). */
+/* The metrics' C kernels (VIF, SSIM, Qabf + Nabf, global statistics, gray conversion, PNG scanline filters, and the
+   VIFB convention's Qcb, Qcv and Gaussian SSIM), see mmdrfuse/metrics/_native.py for how they are called and
+   docs/metrics.md for what they compute. Built by mmdrfuse/native.py with -Wall -Wextra; the AVX2 and AVX-512
+   variants are the same bodies (metrics_body.h, vifb_body.h) compiled under target pragmas, chosen at run time by
+   mmdr_metrics_isa(). */
 #include <math.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -30,6 +31,16 @@ typedef uint64_t v4u __attribute__((vector_size(32)));
 #define NL 4            /* lanes of the partial sums: sums are taken in NL interleaved lanes, then lane 0..NL-1 */
 #define BAND 8          /* output rows per parallel task */
 #define RS 192          /* row stride of VIF's product bands: VIF's column strips are at most RS - 16 wide */
+#define QCB_MAXTAPS 63  /* the longest window of mmdr_qcb_contrast (Chen-Blum's are 31 taps) */
+/* what mmdr_vifb_stats computes (flags) */
+#define VS_CE 1
+#define VS_EN 2
+#define VS_RMSE 4
+#define VS_EI 8
+#define VS_SD 16
+#define VS_AG 32
+#define VS_MI 64
+#define VS_NOUT 8
 
 static inline int thread_id(void)
 {
@@ -150,6 +161,7 @@ static inline void lp_mul(double *p, int64_t *e, double x)
 /* portable build */
 #define ISA generic
 #include "metrics_body.h"
+#include "vifb_body.h"
 #undef ISA
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
@@ -162,6 +174,7 @@ static inline void lp_mul(double *p, int64_t *e, double x)
 #define VW 4
 #define ISA avx2
 #include "metrics_body.h"
+#include "vifb_body.h"
 #undef ISA
 #pragma GCC pop_options
 #endif
@@ -176,6 +189,7 @@ static inline void lp_mul(double *p, int64_t *e, double x)
 #define VW 8
 #define ISA avx512
 #include "metrics_body.h"
+#include "vifb_body.h"
 #undef ISA
 #pragma GCC pop_options
 #endif
@@ -387,12 +401,13 @@ int mmdr_ssim7(const double *f, const double *a, const double *b, long N, long H
     return 0;
 }
 
-/* Qabf and Nabf per image: out (2 x N). kc: the constants (see _native.py). Nabf is NaN for sides < 2. */
+/* Qabf and Nabf per image: out (2 x N). kc: the constants (see _native.py). Nabf is NaN for sides < 2 and
+   without want_nabf (Qabf alone, about half the work). */
 int mmdr_gradients(const double *f, const double *a, const double *b, long N, long H, long W, const double *kc,
-                   double *out, int nthreads, int isa)
+                   int want_nabf, double *out, int nthreads, int isa)
 {
     (void)isa;
-    const int nabf = H >= 2 && W >= 2;
+    const int nabf = want_nabf && H >= 2 && W >= 2;
     const long per = 4 * W + 15 * GCH + 64;
     double *work = ws_get((size_t)(per * nthr(nthreads) + 4 * H));
     if (!work) return -1;
@@ -613,4 +628,390 @@ void mmdr_gray(const uint8_t *src, long npix, int bgr, int conv, uint8_t *out, i
 {
     (void)isa;
     CALL(gray, src, npix, bgr, conv, out);
+}
+
+/* ================================================================================================= VIFB */
+static int symmetric_odd(const double *w, int n)
+{
+    int sym = n >= 1 && n % 2 == 1;
+    for (int k = 0; k < n / 2; k++) sym &= w[k] == w[n - 1 - k];
+    return sym;
+}
+
+/* normalize1 (Z. Liu's min-max scaling to 0..255, rounded) of M images xs[m] (H x W each) into out (M x H x W);
+   an image whose minimum and maximum are both 0 is copied unchanged, another constant image becomes NaN (0 / 0), as
+   in MATLAB */
+int mmdr_normalize1(const double *const *xs, long M, long H, long W, double *out, int nthreads, int isa)
+{
+    (void)isa;
+    const long n = H * W, chunk = 1L << 14, per = (n + chunk - 1) / chunk;
+    double *mm = ws_get((size_t)(2 * M * per + 64));
+    if (!mm) return -1;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) num_threads(nthreads) if(nthreads > 1)
+#endif
+    for (long q = 0; q < M * per; q++) {
+        const double *p = xs[q / per] + (q % per) * chunk;
+        const long len = (q % per + 1) * chunk < n ? chunk : n - (q % per) * chunk;
+        double lo[NL], hi[NL];
+        for (int l = 0; l < NL; l++) lo[l] = hi[l] = p[0];
+        long j = 0;
+        for (; j + NL <= len; j += NL)
+            for (int l = 0; l < NL; l++) {
+                lo[l] = p[j + l] < lo[l] ? p[j + l] : lo[l];
+                hi[l] = p[j + l] > hi[l] ? p[j + l] : hi[l];
+            }
+        for (; j < len; j++) {
+            lo[0] = p[j] < lo[0] ? p[j] : lo[0];
+            hi[0] = p[j] > hi[0] ? p[j] : hi[0];
+        }
+        for (int l = 1; l < NL; l++) { lo[0] = lo[l] < lo[0] ? lo[l] : lo[0]; hi[0] = hi[l] > hi[0] ? hi[l] : hi[0]; }
+        mm[2 * q] = lo[0];
+        mm[2 * q + 1] = hi[0];
+    }
+    for (long im = 0; im < M; im++)
+        for (long q = 1; q < per; q++) {
+            double *m0 = mm + 2 * im * per, *mq = m0 + 2 * q;
+            m0[0] = mq[0] < m0[0] ? mq[0] : m0[0];
+            m0[1] = mq[1] > m0[1] ? mq[1] : m0[1];
+        }
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) num_threads(nthreads) if(nthreads > 1)
+#endif
+    for (long q = 0; q < M * per; q++) {
+        const long im = q / per, off = (q % per) * chunk;
+        const long len = (q % per + 1) * chunk < n ? chunk : n - (q % per) * chunk;
+        const double lo = mm[2 * im * per], hi = mm[2 * im * per + 1];
+        if (lo == 0.0 && hi == 0.0) memcpy(out + im * n + off, xs[im] + off, sizeof(double) * (size_t)len);
+        else CALL(normalize_run, xs[im] + off, len, lo, hi, out + im * n + off);
+    }
+    return 0;
+}
+
+/* VIFB's spatial frequency of N images x (N x C x H x W) seen as H x CW (the channels side by side, seams
+   included): sqrt((sum dx^2 + sum dy^2) / (H C W)), dx along the wide rows, dy down the columns (out: N) */
+int mmdr_sf_wide(const double *x, long N, long C, long H, long W, double *out, int nthreads, int isa)
+{
+    (void)isa;
+    double *rows = ws_get((size_t)(2 * N * H + 64));
+    if (!rows) return -1;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) num_threads(nthreads) if(nthreads > 1)
+#endif
+    for (long q = 0; q < N * H; q++) {
+        const long im = q / H, i = q % H;
+        double sx[NL] = {0.0, 0.0, 0.0, 0.0}, sy[NL] = {0.0, 0.0, 0.0, 0.0};
+        for (long c = 0; c < C; c++) {
+            const double *r = x + ((im * C + c) * H + i) * W, *d = r + W;
+            long j = 0;
+            for (; j + NL <= W - 1; j += NL)
+                for (int l = 0; l < NL; l++) { const double v = r[j + l + 1] - r[j + l]; sx[l] += v * v; }
+            for (int l = 0; j < W - 1; j++, l++) { const double v = r[j + 1] - r[j]; sx[l] += v * v; }
+            if (c + 1 < C) { const double v = r[H * W] - r[W - 1]; sx[0] += v * v; }   /* the seam */
+            if (i + 1 < H) {
+                for (j = 0; j + NL <= W; j += NL)
+                    for (int l = 0; l < NL; l++) { const double v = d[j + l] - r[j + l]; sy[l] += v * v; }
+                for (int l = 0; j < W; j++, l++) { const double v = d[j] - r[j]; sy[l] += v * v; }
+            }
+        }
+        rows[2 * q] = lanesum(sx);
+        rows[2 * q + 1] = lanesum(sy);
+    }
+    for (long im = 0; im < N; im++) {
+        double tx = 0.0, ty = 0.0;
+        for (long i = 0; i < H; i++) { tx += rows[2 * (im * H + i)]; ty += rows[2 * (im * H + i) + 1]; }
+        out[im] = sqrt((tx + ty) / (double)(H * C * W));
+    }
+    return 0;
+}
+
+/* MATLAB's rgb2gray of N colour images x (N x 3 x HW, planes R, G, B) into out (N x HW); weights w (3) */
+void mmdr_rgb2gray(const double *x, long N, long HW, const double *w, int integer, double *out, int nthreads,
+                   int isa)
+{
+    (void)isa;
+    const long chunk = 1L << 14, per = (HW + chunk - 1) / chunk;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) num_threads(nthreads) if(nthreads > 1)
+#endif
+    for (long q = 0; q < N * per; q++) {
+        const long im = q / per, off = (q % per) * chunk, len = off + chunk < HW ? chunk : HW - off;
+        const double *r = x + im * 3 * HW + off;
+        CALL(rgb2gray_run, r, r + HW, r + 2 * HW, len, w[0], w[1], w[2], integer, out + im * HW + off);
+    }
+}
+
+/* Filtered spectra (complex, interleaved re, im; K bins per map): out[q] = (spec[plus[q]] - spec[minus[q]]) * filt,
+   or spec[plus[q]] * filt where minus[q] < 0, per bin (filt real): the torch path's complex difference and product
+   with a real filter (a finite spectrum's re * s, im * s) */
+void mmdr_spec_filter(const double *spec, long K, const double *filt, const long *plus, const long *minus,
+                      long count, double *out, int nthreads, int isa)
+{
+    (void)isa;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) num_threads(nthreads) if(nthreads > 1)
+#endif
+    for (long q = 0; q < count; q++) {
+        const double *p = spec + 2 * K * plus[q];
+        double *o = out + 2 * K * q;
+        if (minus[q] < 0) {
+            for (long k = 0; k < K; k++) { o[2 * k] = p[2 * k] * filt[k]; o[2 * k + 1] = p[2 * k + 1] * filt[k]; }
+        } else {
+            const double *m = spec + 2 * K * minus[q];
+            for (long k = 0; k < K; k++) {
+                o[2 * k] = (p[2 * k] - m[2 * k]) * filt[k];
+                o[2 * k + 1] = (p[2 * k + 1] - m[2 * k + 1]) * filt[k];
+            }
+        }
+    }
+}
+
+/* Chen-Blum's masked contrast C' = C^3 / (C^2 + z), C = |filter2(G1, x, 'same') / filter2(G2, x, 'same') - 1|, of
+   M images x (M x H x W) into out (M x H x W); g1, g2: the separable windows' 1-D factors (n taps, odd, symmetric).
+   Returns -3 for another window. */
+int mmdr_qcb_contrast(const double *x, long M, long H, long W, const double *g1, const double *g2, int n, double z,
+                      double *out, int nthreads, int isa)
+{
+    (void)isa;
+    if (n > QCB_MAXTAPS || !symmetric_odd(g1, n) || !symmetric_odd(g2, n)) return -3;
+    const long per = 4 * (W + n - 1) + 2 * W + 64;
+    double *work = ws_get((size_t)(per * nthr(nthreads) + W + 64));
+    if (!work) return -1;
+    double *zero = work + per * nthr(nthreads);
+    memset(zero, 0, sizeof(double) * (size_t)W);
+    const long nb = nbands(H), tasks = M * nb;
+#ifdef _OPENMP
+#pragma omp parallel num_threads(nthreads) if(nthreads > 1)
+#endif
+    {
+        double *t = work + thread_id() * per;
+#ifdef _OPENMP
+#pragma omp for schedule(dynamic, 1)
+#endif
+        for (long q = 0; q < tasks; q++) {
+            const long im = q / nb, r0 = (q % nb) * BAND, r1 = r0 + BAND < H ? r0 + BAND : H;
+            CALL(qcb_band, x + im * H * W, H, W, g1, g2, n, z, zero, r0, r1, out + im * H * W, t);
+        }
+    }
+    return 0;
+}
+
+/* Qcb per image (out: N) from masked contrast maps (see mmdr_qcb_contrast): image i combines maps idx[i] (F),
+   idx[N + i] (A) and idx[2 N + i] (B), so that a map shared by several images is computed once */
+int mmdr_qcb_combine(const double *maps, long H, long W, const long *idx, long N, double *out, int nthreads,
+                     int isa)
+{
+    (void)isa;
+    double *work = ws_get((size_t)(N * H + (W + 64) * nthr(nthreads)));
+    if (!work) return -1;
+    double *rows = work, *tmps = work + N * H;
+    const long nb = nbands(H), tasks = N * nb;
+#ifdef _OPENMP
+#pragma omp parallel num_threads(nthreads) if(nthreads > 1)
+#endif
+    {
+        double *tmp = tmps + thread_id() * (W + 64);
+#ifdef _OPENMP
+#pragma omp for schedule(dynamic, 1)
+#endif
+        for (long q = 0; q < tasks; q++) {
+            const long im = q / nb, r0 = (q % nb) * BAND, r1 = r0 + BAND < H ? r0 + BAND : H;
+            CALL(qcb_rows, maps + idx[im] * H * W, maps + idx[N + im] * H * W, maps + idx[2 * N + im] * H * W, W,
+                 r0, r1, tmp, rows + im * H);
+        }
+    }
+    for (long im = 0; im < N; im++) {
+        double tot = 0.0;
+        for (long i = 0; i < H; i++) tot += rows[im * H + i];
+        out[im] = tot / (double)(H * W);
+    }
+    return 0;
+}
+
+/* Qcv per image (out: N) from the normalised sources xa[i], xb[i] and the CSF-filtered differences da[i], db[i]
+   (H x W each): sum over k x k blocks and sources of lambda_S D_S / sum of lambda_S, lambda_S the block sum of
+   G_S^5, D_S the block mean of d_S^2 (blocks from the top-left, edge blocks zero-padded) */
+int mmdr_qcv(const double *const *xa, const double *const *xb, const double *const *da, const double *const *db,
+             long N, long H, long W, int k, double *out, int nthreads, int isa)
+{
+    (void)isa;
+    if (k < 1) return -2;
+    const long hb = (H + k - 1) / k, wb = (W + k - 1) / k, per = 3 * (W + 2) + 5 * W + 4 * wb + 64;
+    double *work = ws_get((size_t)(2 * N * hb + per * nthr(nthreads)));
+    if (!work) return -1;
+    double *rows = work, *tmps = work + 2 * N * hb;
+    const long tasks = N * hb;
+#ifdef _OPENMP
+#pragma omp parallel num_threads(nthreads) if(nthreads > 1)
+#endif
+    {
+        double *tmp = tmps + thread_id() * per;
+#ifdef _OPENMP
+#pragma omp for schedule(dynamic, 1)
+#endif
+        for (long q = 0; q < tasks; q++) {
+            const long im = q / hb;
+            CALL(qcv_blockrow, xa[im], xb[im], da[im], db[im], H, W, k, (q % hb) * k, tmp, rows + 2 * q);
+        }
+    }
+    for (long im = 0; im < N; im++) {
+        double num = 0.0, den = 0.0;
+        for (long r = 0; r < hb; r++) { num += rows[2 * (im * hb + r)]; den += rows[2 * (im * hb + r) + 1]; }
+        out[im] = num / den;
+    }
+    return 0;
+}
+
+/* cross entropy sum p_S log2(p_S / p_F) over the levels where both counts are non-zero (extras.py) */
+static double cross_entropy_(const int32_t *hs, const int32_t *hf, double n)
+{
+    double acc = 0.0;
+    for (int l = 0; l < 256; l++)
+        if (hs[l] > 0 && hf[l] > 0) {
+            const double ps = hs[l] / n, pf = hf[l] / n;
+            acc += ps * log2(ps / pf);
+        }
+    return acc;
+}
+
+/* mutual information in nats of a 256 x 256 count table, clipped at 0 (statistics.py's mutual_information) */
+static double mutual_info_(const int32_t *tab, double n)
+{
+    double ci[256], cj[256], lci[256], lcj[256];
+    for (int u = 0; u < 256; u++) ci[u] = cj[u] = 0.0;
+    for (int u = 0; u < 256; u++)
+        for (int v = 0; v < 256; v++) { ci[u] += tab[u * 256 + v]; cj[v] += tab[u * 256 + v]; }
+    for (int u = 0; u < 256; u++) {
+        lci[u] = log(ci[u] > 1.0 ? ci[u] : 1.0);
+        lcj[u] = log(cj[u] > 1.0 ? cj[u] : 1.0);
+    }
+    const double logn = log(n);
+    double acc = 0.0;
+    for (int u = 0; u < 256; u++)
+        for (int v = 0; v < 256; v++) {
+            const int32_t c = tab[u * 256 + v];
+            if (c) acc += c * (((log((double)c) + logn) - lci[u]) - lcj[v]);
+        }
+    const double v = acc / n;
+    return v > 0.0 ? v : 0.0;
+}
+
+/* The VIFB convention's global values of each image (out: N x VS_NOUT), those flagged (the others 0): CE
+   (CE(A, F) + CE(B, F)) / 2 of the rounded levels; EN, the entropy of floor(F); RMSE of A and of B to F,
+   sqrt(mean (S - F)^2); EI, the mean replicate-border Sobel magnitude of F; SD of F (shifted sums with sf =
+   shifts[i], as mmdr_stats); AG, numpy.gradient's average gradient of F; MI, MI(A, F) + MI(B, F) of the truncated
+   values with NaN as 0 (for the normalised images of VIFB's Mutinf). Image i is f[i], a[i], b[i] (H x W each). */
+int mmdr_vifb_stats(const double *const *f, const double *const *a, const double *const *b, long N, long H, long W,
+                    const double *shifts, int flags, double *out, int nthreads, int isa)
+{
+    (void)isa;
+    const int nt = nthr(nthreads);
+    const long tabn = 4 * 1024 + ((flags & VS_MI) ? 2 * 65536 : 0) + 3 * W;   /* per thread, int32 */
+    double *work = ws_get((size_t)(N * H * 6 + nt * W + (nt * tabn + 1) / 2 + 64));
+    if (!work) return -1;
+    double *rows = work, *tmps = rows + N * H * 6;
+    int32_t *tabs = (int32_t *)(tmps + nt * W);
+    const long nb = nbands(H);
+    for (long im = 0; im < N; im++) {
+        const double *F = f[im], *A = a[im], *B = b[im];
+        const double sf = (flags & VS_SD) ? shifts[im] : 0.0;
+        const long tabk = 4 * 1024 + ((flags & VS_MI) ? 2 * 65536 : 0);
+        const double n = (double)(H * W);
+        double mi[2] = {0.0, 0.0};
+        memset(tabs, 0, sizeof(int32_t) * (size_t)(nt * tabn));   /* every table, whatever team size runs */
+        /* the histograms, their merging and the two mutual informations all in the parallel region (the integer
+           counts do not depend on the order; each MI is one thread's sequential sum) */
+#ifdef _OPENMP
+#pragma omp parallel num_threads(nthreads) if(nthreads > 1)
+#endif
+        {
+            int32_t *lev = tabs + thread_id() * tabn, *joint = lev + 4 * 1024,
+                    *lv = joint + ((flags & VS_MI) ? 2 * 65536 : 0);
+            double *tmp = tmps + thread_id() * W;
+#ifdef _OPENMP
+#pragma omp for schedule(dynamic, 1)
+#endif
+            for (long bb = 0; bb < nb; bb++) {
+                const long r0 = bb * BAND, r1 = r0 + BAND < H ? r0 + BAND : H;
+                for (long i = r0; i < r1; i++)
+                    CALL(vstats_row, F, A, B, H, W, i, flags, sf, rows + (im * H + i) * 6, tmp);
+                if (flags & (VS_CE | VS_EN | VS_MI)) CALL(vhist_rows, F, A, B, W, r0, r1, flags, lev, joint, lv);
+            }
+            if (nt > 1) {
+#ifdef _OPENMP
+#pragma omp for schedule(static)
+#endif
+                for (long c = 0; c < (tabk + 4095) / 4096; c++)
+                    for (int t = 1; t < nt; t++)
+                        for (long k = c * 4096; k < (c + 1) * 4096 && k < tabk; k++) tabs[k] += tabs[t * tabn + k];
+            }
+            if (flags & VS_MI) {
+#ifdef _OPENMP
+#pragma omp for schedule(static)
+#endif
+                for (int q = 0; q < 2; q++) mi[q] = mutual_info_(tabs + 4096 + q * 65536, n);
+            }
+        }
+        for (int q = 0; q < 4; q++)          /* the four copies of each level table into the first */
+            for (int c = 1; c < 4; c++)
+                for (int l = 0; l < 256; l++) tabs[q * 1024 + l] += tabs[q * 1024 + c * 256 + l];
+        double S[6] = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0};
+        for (long i = 0; i < H; i++)
+            for (int q = 0; q < 6; q++) S[q] += rows[(im * H + i) * 6 + q];
+        double *o = out + im * VS_NOUT;
+        for (int q = 0; q < VS_NOUT; q++) o[q] = 0.0;
+        if (flags & VS_CE)
+            o[0] = (cross_entropy_(tabs + 1024, tabs, n) + cross_entropy_(tabs + 2048, tabs, n)) / 2.0;
+        if (flags & VS_EN) {
+            double en = 0.0;
+            for (int l = 0; l < 256; l++) {
+                const double p = tabs[3072 + l] / n;
+                en -= p > 0.0 ? p * log2(p) : 0.0;
+            }
+            o[1] = en;
+        }
+        if (flags & VS_RMSE) { o[2] = sqrt(S[0] / n); o[3] = sqrt(S[1] / n); }
+        if (flags & VS_EI) o[4] = S[4] / n;
+        if (flags & VS_SD) o[5] = sqrt((S[3] - S[2] * S[2] / n) / n);
+        if (flags & VS_AG) o[6] = S[5] / n;
+        if (flags & VS_MI) o[7] = mi[0] + mi[1];
+    }
+    return 0;
+}
+
+/* Wang et al.'s SSIM(F, S) for S = A, B per image (out: 2 x N): window outer(win, win) (n <= 17 taps, odd,
+   symmetric), valid windows, population covariance, constants c1, c2; shifts (3 x N) from mmdr_shifts */
+int mmdr_ssim_gauss(const double *f, const double *a, const double *b, long N, long H, long W, const double *shifts,
+                    const double *win, int n, double c1, double c2, double *out, int nthreads, int isa)
+{
+    (void)isa;
+    if (n > 17 || !symmetric_odd(win, n)) return -3;
+    const long ho = H - n + 1, wo = W - n + 1;
+    if (ho < 1 || wo < 1) return -2;
+    const long per = (long)((n + 1) * 8 + 2) * W + 17 * wo + 64;
+    double *work = ws_get((size_t)(per * nthr(nthreads) + 2 * N * ho));
+    if (!work) return -1;
+    double *rows = work + per * nthr(nthreads);
+    const long nb = nbands(ho), tasks = N * nb;
+#ifdef _OPENMP
+#pragma omp parallel num_threads(nthreads) if(nthreads > 1)
+#endif
+    {
+        double *ring = work + thread_id() * per, *t = ring + (n + 1) * 8 * W, *m = t + 2 * W, *x = m + 16 * wo;
+#ifdef _OPENMP
+#pragma omp for schedule(dynamic, 1)
+#endif
+        for (long q = 0; q < tasks; q++) {
+            const long im = q / nb, r0 = (q % nb) * BAND, r1 = r0 + BAND < ho ? r0 + BAND : ho, o = im * H * W;
+            CALL(ssimg_band, f + o, a + o, b + o, W, shifts[im], shifts[N + im], shifts[2 * N + im], win, n, c1, c2,
+                 r0, r1, ring, t, m, x, rows + im * 2 * ho);
+        }
+    }
+    for (long im = 0; im < N; im++) {
+        double acc[2] = {0.0, 0.0};
+        for (long r = 0; r < ho; r++) { acc[0] += rows[im * 2 * ho + 2 * r]; acc[1] += rows[im * 2 * ho + 2 * r + 1]; }
+        out[im] = acc[0] / (double)(ho * wo);
+        out[N + im] = acc[1] / (double)(ho * wo);
+    }
+    return 0;
 }

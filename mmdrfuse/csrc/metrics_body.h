@@ -507,10 +507,11 @@ static void FN(ssim_band)(const double *F, const double *A, const double *B, lon
    1..w-2 written): Q^AB/F numerator (without Tg Ta) and denominator, N^AB/F artifact loss and weight sum. Inside
    the image the Nabf responses are the Qabf ones / 8 (g exactly, orientation rotated by pi/2), so one Sobel pass,
    one strength and one angle difference per source serve both (see gradient.py). kc: the constants.
-   Columns go in chunks of GCH through phases over small arrays (tmp: 13 x GCH), each a vectorised loop. */
+   Columns go in chunks of GCH through phases over small arrays (tmp: 13 x GCH), each a vectorised loop. Without
+   `nabf` only Qabf's terms are computed (the N^AB/F entries are 0), each the same operations. */
 #define GCH 128
-static void FN(grad_interior)(const double *const *X, long w, long i, const double *kc, double *restrict out,
-                                 double *restrict tmp)
+static void FN(grad_interior)(const double *const *X, long w, long i, const double *kc, int nabf,
+                                 double *restrict out, double *restrict tmp)
 {
     const double qkg = kc[0], qka = kc[1], qoa = kc[2], nrgra = kc[3], nkg = kc[4], nka = kc[5], half_pi = kc[6],
                  inv_half_pi = kc[7];
@@ -532,6 +533,29 @@ static void FN(grad_interior)(const double *const *X, long w, long i, const doub
                 xx[j] = fabs(gx);
             }
             FN(vsqrt)(g, len);
+        }
+        if (!nabf) {   /* Qabf alone: the first half of the loop below */
+            const double *restrict gF = G, *restrict gA = G + GCH, *restrict gB = G + 2 * GCH, *restrict xf = XX,
+                         *restrict yf = YY, *restrict xa = XX + GCH, *restrict ya = YY + GCH,
+                         *restrict xb = XX + 2 * GCH, *restrict yb = YY + 2 * GCH;
+            for (long j = 0; j < len; j++) {
+                const double ga = gA[j], gb = gB[j], gf = gF[j];
+                double da, db;
+                absatan2x2_(xf[j] * ya[j] - yf[j] * xa[j], xf[j] * xa[j] + yf[j] * ya[j],
+                            xf[j] * yb[j] - yf[j] * xb[j], xf[j] * xb[j] + yf[j] * yb[j], &da, &db);
+                const double loa = ga < gf ? ga : gf, hia0 = ga > gf ? ga : gf, hia = hia0 > 0.0 ? hia0 : 1.0;
+                const double lob = gb < gf ? gb : gf, hib0 = gb > gf ? gb : gf, hib = hib0 > 0.0 ? hib0 : 1.0;
+                const double ih = 1.0 / (hia * hib);
+                const double ra = loa * hib * ih, rb = lob * hia * ih;
+                const double rela = ga == gf ? gf : ra, relb = gb == gf ? gf : rb;
+                const double xqa = (1.0 + exp_(-((rela - 0.5) * qkg))) * (1.0 + exp_(-(da * qka + qoa)));
+                const double xqb = (1.0 + exp_(-((relb - 0.5) * qkg))) * (1.0 + exp_(-(db * qka + qoa)));
+                const double iqq = 1.0 / (xqa * xqb);
+                qn[j0 + j] = ga * xqb * iqq + gb * xqa * iqq;
+                qd[j0 + j] = ga + gb;
+                nl[j0 + j] = nw[j0 + j] = 0.0;
+            }
+            continue;
         }
         {
             /* both sources together: divisions shared between them (see absatan2x2_) */
@@ -651,7 +675,7 @@ static void FN(grad_row)(const double *const *X, long h, long w, long i, const d
 {
     double pix[4];
     if (i > 0 && i < h - 1 && w >= 3) {
-        FN(grad_interior)(X, w, i, kc, tmp, tmp + 4 * w);
+        FN(grad_interior)(X, w, i, kc, nabf, tmp, tmp + 4 * w);
         for (int q = 0; q < 4; q++) {
             double acc[NL] = {0.0, 0.0, 0.0, 0.0};
             FN(lanes_add)(tmp + q * w + 1, w - 2, acc);

@@ -3,7 +3,8 @@
 Metric implementations take a :class:`Batch` and read what they need from its cached properties, so that
 :func:`mmdrfuse.metrics.compute_all` computes each shared map once. On float64 CPU tensors outside autograd (with
 the C kernels built) the properties ``native_*`` hold the final values of each group of metrics, one kernel pass
-per group (:mod:`._native`: VIF, SSIM, Qabf + Nabf, and the nine global statistics together). Otherwise (the torch
+per group (:mod:`._native`: VIF, SSIM, Qabf + Nabf, and the nine global statistics together; the Gaussian SSIM,
+Qcb and Qcv of the VIFB convention). Otherwise (the torch
 path) the shared maps are: the centred images and their products (SSIM and VIF both filter F, F^2, S, S^2, S*F),
 the gray levels (EN, MI) and the Sobel responses (Qabf, Nabf). The two sources are stacked on a leading axis of
 size 2 (A then B) so every per-source computation runs once, batched, with F's statistics broadcast to both.
@@ -22,6 +23,11 @@ from mmdrfuse.metrics._primitives import check_images, rows_outer_empty, sobel_m
 class Batch:
     """Validated images: ``f`` (N, H, W) and, when sources are given, ``a``, ``b`` (N, H, W) and
     ``s`` (2, N, H, W) = stack(A, B)."""
+
+    # (3, N) int64 or None: slots of stack(F, A, B) with the same label hold the same image, so that maps of one
+    # image (the perceptual metrics' normalisation, spectra, contrast) are computed once; set by callers that know
+    # (mmdrfuse.metrics.vifb: a gray source serving the three channels of a colour fused image)
+    labels: Tensor | None = None
 
     def __init__(self, fused: Tensor, a: Tensor | None = None, b: Tensor | None = None, *,
                  dtype: torch.dtype = torch.float64, min_size: int = 1, need_sources: bool = True):
@@ -80,6 +86,10 @@ class Batch:
     def native_ssim7(self, c1: float, c2: float) -> Tensor:
         """SSIM(F, A) + SSIM(F, B), 7 x 7 uniform window, (N,) (only when :attr:`native`)."""
         return _native.ssim7(self.f, self.a, self.b, self._native_shifts, c1, c2)
+
+    def native_ssim_gauss(self, win: Tensor, c1: float, c2: float) -> Tensor:
+        """SSIM(F, A) and SSIM(F, B) with the separable window outer(win, win), (2, N) (only when :attr:`native`)."""
+        return _native.ssim_gauss(self.f, self.a, self.b, self._native_shifts, win, c1, c2)
 
     # ------------------------------------------------------------------------------------------- levels
     @cached_property

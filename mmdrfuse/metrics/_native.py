@@ -19,7 +19,13 @@ final value per image of one group of metrics, from the three images F, A, B (N 
 - :func:`stats`: SD, SCD, CC, EN, SF, AG, MI, PSNR, MSE from one pass of sums (exact for integer images) and the
   joint gray-level histograms;
 - :func:`gray`: the evaluator's colour -> gray conversion, and :func:`png_unfilter`, PNG's scanline filters, for
-  :mod:`.reading`.
+  :mod:`.reading`;
+- the VIFB convention's heavy parts (:mod:`.perceptual`, :mod:`.ssim`): :func:`qcb_contrast` (Chen-Blum's 31 x 31
+  Gaussians as separable symmetric passes, both windows from one vertical pass, and the masked contrast in the same
+  sweep), :func:`qcb_combine` (Q_CB from the three contrast maps of each image, by index, so a map shared by several
+  images is computed once), :func:`qcv` (Sobel strength^5 and squared CSF-filtered differences summed per 16 x 16
+  block, in one pass), :func:`ssim_gauss` (Wang et al.'s 11 x 11 Gaussian SSIM, like :func:`ssim7` with the
+  Gaussian's symmetric passes). The FFTs around them stay in torch.
 
 Determinism: rows are cut into fixed bands whatever the thread count, every band writes per-row sums, and the rows
 are added in order, so results do not depend on the number of threads (or on which thread ran a band). exp and
@@ -53,9 +59,18 @@ KERNEL = native.Kernel("mmdrfuse_metrics", "metrics.c", {  # C source: mmdrfuse/
     "mmdr_shifts": ([_p, _p, _p, _l, _l, _l, _p, _i], _i),
     "mmdr_vif": ([_p, _p, _p, _l, _l, _l, _p, _p, _p, _p, _i, _i], _i),
     "mmdr_ssim7": ([_p, _p, _p, _l, _l, _l, _p, _d, _d, _p, _i, _i], _i),
-    "mmdr_gradients": ([_p, _p, _p, _l, _l, _l, _p, _p, _i, _i], _i),
+    "mmdr_gradients": ([_p, _p, _p, _l, _l, _l, _p, _i, _p, _i, _i], _i),
     "mmdr_stats": ([_p, _p, _p, _l, _l, _l, _p, _p, _i, _i], _i),
     "mmdr_gray": ([_p, _l, _i, _i, _p, _i], None),
+    "mmdr_vifb_stats": ([_p, _p, _p, _l, _l, _l, _p, _i, _p, _i, _i], _i),  # per-image pointer arrays
+    "mmdr_normalize1": ([_p, _l, _l, _l, _p, _i, _i], _i),
+    "mmdr_sf_wide": ([_p, _l, _l, _l, _l, _p, _i, _i], _i),
+    "mmdr_rgb2gray": ([_p, _l, _l, _p, _i, _p, _i, _i], None),
+    "mmdr_spec_filter": ([_p, _l, _p, _p, _p, _l, _p, _i, _i], None),
+    "mmdr_qcb_contrast": ([_p, _l, _l, _l, _p, _p, _i, _d, _p, _i, _i], _i),
+    "mmdr_qcb_combine": ([_p, _l, _l, _p, _l, _p, _i, _i], _i),
+    "mmdr_qcv": ([_p, _p, _p, _p, _l, _l, _l, _i, _p, _i, _i], _i),
+    "mmdr_ssim_gauss": ([_p, _p, _p, _l, _l, _l, _p, _p, _i, _d, _d, _p, _i, _i], _i),
     "mmdr_png_unfilter": ([_p, _l, _l, _i, _p], _i),
     "mmdr_metrics_openmp": ([], _i),
     "mmdr_metrics_isa": ([], _i),
@@ -189,13 +204,14 @@ def _grad_consts() -> Tensor:
     return torch.tensor(_GRAD_CONSTS, dtype=torch.float64)
 
 
-def gradients(f: Tensor, a: Tensor, b: Tensor) -> Tensor:
-    """(2, N): Qabf and Nabf (gradient.py's definitions; Nabf NaN for sides < 2)."""
+def gradients(f: Tensor, a: Tensor, b: Tensor, nabf: bool = True) -> Tensor:
+    """(2, N): Qabf and Nabf (gradient.py's definitions; Nabf NaN for sides < 2, and without ``nabf``: Qabf
+    alone, the same values, about half the work)."""
     f, a, b, n, h, w = _images(f, a, b)
     kc = _grad_consts()
     out = torch.empty(2, n, dtype=torch.float64)
     _check(_state["lib"].mmdr_gradients(f.data_ptr(), a.data_ptr(), b.data_ptr(), n, h, w, kc.data_ptr(),
-                                        out.data_ptr(), _threads(), _state["isa"]), "gradients")
+                                        int(bool(nabf)), out.data_ptr(), _threads(), _state["isa"]), "gradients")
     return out
 
 
@@ -210,6 +226,158 @@ def stats(f: Tensor, a: Tensor, b: Tensor, sh: Tensor) -> dict[str, Tensor]:
     _check(_state["lib"].mmdr_stats(f.data_ptr(), a.data_ptr(), b.data_ptr(), n, h, w, sh.data_ptr(),
                                     out.data_ptr(), _threads(), _state["isa"]), "statistics")
     return {k: out[:, i] for i, k in enumerate(STATS)}
+
+
+VIFB_STATS = ("CE", "EN", "RMSE_A", "RMSE_B", "EI", "SD", "AG", "MI")
+_VIFB_FLAGS = {"CE": 1, "EN": 2, "RMSE": 4, "EI": 8, "SD": 16, "AG": 32, "MI": 64}
+
+
+def _pointers(*stacks: Tensor | list[Tensor]) -> tuple[list, int, int, int]:
+    """Per-image pointer arrays of (N, H, W) tensors or lists of N (H, W) tensors (float64, one size): (arrays and
+    the tensors they point into, N, H, W)."""
+    lists = [[t.contiguous() for t in (x if isinstance(x, (list, tuple)) else x.reshape(-1, *x.shape[-2:]).unbind(0))]
+             for x in stacks]
+    n, (h, w) = len(lists[0]), lists[0][0].shape[-2:]
+    if any(len(xs) != n or any(t.shape != (h, w) or t.dtype != torch.float64 for t in xs) for xs in lists):
+        raise ValueError("metric kernel: images of one size, float64, as many of each")
+    return [((ctypes.c_void_p * n)(*(t.data_ptr() for t in xs)), xs) for xs in lists], n, h, w
+
+
+def vifb_stats(f: Tensor | list[Tensor], a: Tensor | list[Tensor], b: Tensor | list[Tensor], sh: Tensor | None,
+               which: set[str]) -> dict[str, Tensor]:
+    """name -> (N,) for the requested groups of :data:`VIFB_STATS` ("RMSE": both RMSE_A and RMSE_B), from one
+    pass: CE (extras.py), EN of floor(F) (vifb.py), RMSE per source (extras.py's rmse_per_source), EI (extras.py),
+    SD and AG (statistics.py; SD needs the shifts ``sh`` of :func:`shifts`), MI (A, F) + (B, F) of the truncated
+    values with NaN as 0 (VIFB's Mutinf on the normalised images). Images: (N, H, W) tensors or lists of (H, W)
+    ones (read in place)."""
+    ptrs, n, h, w = _pointers(f, a, b)
+    flags = 0
+    for k in which:
+        flags |= _VIFB_FLAGS[k]
+    if flags & _VIFB_FLAGS["SD"] and sh is None:
+        raise ValueError("vifb_stats: SD needs the shifts")
+    sh = torch.zeros(3, n, dtype=torch.float64) if sh is None else sh.to(torch.float64).contiguous()
+    out = torch.empty(n, len(VIFB_STATS), dtype=torch.float64)
+    _check(_state["lib"].mmdr_vifb_stats(*(p for p, _ in ptrs), n, h, w, sh.data_ptr(), flags, out.data_ptr(),
+                                         _threads(), _state["isa"]), "VIFB statistics")
+    return {k: out[:, i] for i, k in enumerate(VIFB_STATS)}
+
+
+def normalize1(images: Tensor | list[Tensor]) -> Tensor:
+    """(M, H, W), or M images (H, W) -> (M, H, W): Z. Liu's normalize1 per image, matlab.py's arithmetic bit for bit
+    (finite input). A list is read in place (no stacking copy)."""
+    xs = [t.contiguous() for t in (images if isinstance(images, (list, tuple)) else images.reshape(
+        -1, *images.shape[-2:]).unbind(0))]
+    h, w = xs[0].shape[-2:]
+    if any(t.shape != (h, w) or t.dtype != torch.float64 for t in xs):
+        raise ValueError("normalize1: images of one size, float64")
+    ptrs = (ctypes.c_void_p * len(xs))(*(t.data_ptr() for t in xs))
+    out = torch.empty(len(xs), h, w, dtype=torch.float64)
+    _check(_state["lib"].mmdr_normalize1(ptrs, len(xs), h, w, out.data_ptr(), _threads(), _state["isa"]),
+           "normalize1")
+    return out
+
+
+def spatial_frequency_wide(x: Tensor) -> Tensor:
+    """(N, C, H, W) -> (N,): VIFB's spatial frequency of each image seen as one H x CW image, the channels side by
+    side (vifb.py's definition; exact sums for integer images)."""
+    x = x.to(torch.float64).contiguous()
+    n, c, h, w = x.shape
+    out = torch.empty(n, dtype=torch.float64)
+    _check(_state["lib"].mmdr_sf_wide(x.data_ptr(), n, c, h, w, out.data_ptr(), _threads(), _state["isa"]),
+           "spatial frequency")
+    return out
+
+
+def rgb2gray(x: Tensor, integer: bool) -> Tensor:
+    """(N, 3, H, W) float64 -> (N, H, W): MATLAB's rgb2gray as matlab.py computes it, bit for bit (``integer``:
+    rounded half away from zero and clamped, the uint8 input's path)."""
+    from mmdrfuse.metrics.matlab import RGB2GRAY
+
+    x = x.contiguous()
+    n, _, h, w = x.shape
+    wt = torch.tensor(RGB2GRAY, dtype=torch.float64)
+    out = torch.empty(n, h, w, dtype=torch.float64)
+    _state["lib"].mmdr_rgb2gray(x.data_ptr(), n, h * w, wt.data_ptr(), int(bool(integer)), out.data_ptr(),
+                                _threads(), _state["isa"])
+    return out
+
+
+def spec_filter(spec: Tensor, filt: Tensor, plus: list[int], minus: list[int] | None = None) -> Tensor:
+    """(M, H, K) complex128 spectra and a real (H, K) filter -> (len(plus), H, K):
+    ``(spec[plus[q]] - spec[minus[q]]) * filt`` (``spec[plus[q]] * filt`` where minus[q] < 0 or without ``minus``),
+    the torch path's values for finite spectra."""
+    spec = spec.contiguous()
+    filt = filt.to(torch.float64).contiguous()
+    if spec.dtype != torch.complex128 or filt.shape != spec.shape[1:]:
+        raise ValueError("spec_filter: complex128 spectra (M, H, K) and a real (H, K) filter")
+    m = spec.shape[0]
+    minus = [-1] * len(plus) if minus is None else minus
+    if len(minus) != len(plus) or any(not 0 <= p < m for p in plus) or any(q >= m for q in minus):
+        raise IndexError("spec_filter: map index out of range")
+    pl = torch.tensor(plus, dtype=torch.int64)
+    mi = torch.tensor(minus, dtype=torch.int64)
+    out = torch.empty((len(plus),) + tuple(spec.shape[1:]), dtype=spec.dtype)
+    _state["lib"].mmdr_spec_filter(spec.data_ptr(), filt.numel(), filt.data_ptr(), pl.data_ptr(), mi.data_ptr(),
+                                   len(plus), out.data_ptr(), _threads(), _state["isa"])
+    return out
+
+
+def qcb_contrast(x: Tensor, g1: Tensor, g2: Tensor, z: float) -> Tensor:
+    """(M, H, W) -> (M, H, W): Chen-Blum's masked contrast C^3 / (C^2 + z), C = |G1 * x / G2 * x - 1|, the windows
+    outer(g1, g1) and outer(g2, g2) applied as ``filter2(..., 'same')`` (zero padding); perceptual.py's arithmetic."""
+    x = x.contiguous()
+    m, h, w = x.reshape(-1, *x.shape[-2:]).shape
+    g1, g2 = (g.to(torch.float64).contiguous() for g in (g1, g2))
+    out = torch.empty(m, h, w, dtype=torch.float64)
+    rc = _state["lib"].mmdr_qcb_contrast(x.data_ptr(), m, h, w, g1.data_ptr(), g2.data_ptr(), g1.numel(), float(z),
+                                         out.data_ptr(), _threads(), _state["isa"])
+    if rc == -3:
+        raise ValueError("metric kernel Qcb: the windows must be symmetric with an odd length <= 63")
+    _check(rc, "Qcb")
+    return out
+
+
+def qcb_combine(maps: Tensor, idx: Tensor) -> Tensor:
+    """(N,): Qcb of each image from masked contrast maps (M, H, W) (:func:`qcb_contrast`); ``idx`` (3, N) int64
+    names the maps of F, A and B of each image."""
+    maps = maps.contiguous()
+    idx = idx.to(torch.int64).contiguous()
+    n = idx.shape[1]
+    if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= maps.shape[0]):
+        raise IndexError("metric kernel Qcb: map index out of range")
+    out = torch.empty(n, dtype=torch.float64)
+    _check(_state["lib"].mmdr_qcb_combine(maps.data_ptr(), maps.shape[-2], maps.shape[-1], idx.data_ptr(), n,
+                                          out.data_ptr(), _threads(), _state["isa"]), "Qcb")
+    return out
+
+
+def qcv(xa: Tensor | list[Tensor], xb: Tensor | list[Tensor], da: Tensor | list[Tensor], db: Tensor | list[Tensor],
+        block: int) -> Tensor:
+    """(N,): Qcv from the normalised sources and their CSF-filtered differences to F ((N, H, W) tensors or lists of
+    (H, W) ones): sum(lambda D) / sum(lambda) over block x block regions and both sources (perceptual.py's
+    definition)."""
+    ptrs, n, h, w = _pointers(xa, xb, da, db)
+    out = torch.empty(n, dtype=torch.float64)
+    _check(_state["lib"].mmdr_qcv(*(p for p, _ in ptrs), n, h, w, int(block), out.data_ptr(), _threads(),
+                                  _state["isa"]), "Qcv")
+    return out
+
+
+def ssim_gauss(f: Tensor, a: Tensor, b: Tensor, sh: Tensor, win: Tensor, c1: float, c2: float) -> Tensor:
+    """(2, N): SSIM(F, A) and SSIM(F, B) with the separable window outer(win, win), valid windows, population
+    covariance (ssim.py's Gaussian convention); ``sh`` from :func:`shifts`."""
+    f, a, b, n, h, w = _images(f, a, b)
+    win = win.to(torch.float64).contiguous()
+    out = torch.empty(2, n, dtype=torch.float64)
+    sh = sh.to(torch.float64).contiguous()
+    rc = _state["lib"].mmdr_ssim_gauss(f.data_ptr(), a.data_ptr(), b.data_ptr(), n, h, w, sh.data_ptr(),
+                                       win.data_ptr(), win.numel(), float(c1), float(c2), out.data_ptr(), _threads(),
+                                       _state["isa"])
+    if rc == -3:
+        raise ValueError("metric kernel SSIM: the window must be symmetric with an odd length <= 17")
+    _check(rc, "SSIM")
+    return out
 
 
 def png_unfilter(raw: bytes | np.ndarray, height: int, width: int, channels: int) -> np.ndarray | None:

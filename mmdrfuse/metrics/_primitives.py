@@ -77,7 +77,7 @@ def check_images(*images: Tensor | None, dtype: torch.dtype = torch.float64, min
             raise ValueError(f"{name}: images of {x.shape[-2]} x {x.shape[-1]} are too small "
                              f"(need >= {min_size} x {min_size})")
         y = x[:, 0].to(dtype)
-        if y.is_floating_point():
+        if x.dtype != torch.uint8:  # (uint8 images hold 0..255 by construction)
             lo, hi = torch.aminmax(y)
             if not (torch.isfinite(lo) and torch.isfinite(hi)):
                 raise ValueError(f"{name}: contains NaN or infinite values")

@@ -13,8 +13,8 @@ structural similarity", IEEE TIP 2004) in the conventions found in fusion papers
   covariance, valid windows, R = 255, averaged over the two sources: ``(SSIM(F, A) + SSIM(F, B)) / 2``.
 
 Window sums are computed with separable filters on the stacked products F, F^2, S, S^2, S*F (S = A, B), with integer
-shifts subtracted first: the 7 x 7 box sums of integer images are then exact. On float64 CPU tensors the uniform-window
-variants run as one C kernel (:mod:`._native`, the same per-pixel arithmetic).
+shifts subtracted first: the 7 x 7 box sums of integer images are then exact. On float64 CPU tensors every variant
+runs as one C kernel (:mod:`._native`, the same per-pixel arithmetic).
 """
 from __future__ import annotations
 
@@ -84,6 +84,9 @@ def _ssim_dr255(ctx: Batch) -> Tensor:
 
 
 def _ssim_gauss255(ctx: Batch) -> Tensor:
+    if ctx.native:  # the C kernel: the same arithmetic per pixel, the window as symmetric separable passes
+        w = gaussian_window(GAUSS_WINDOW, 1.5)
+        return ctx.native_ssim_gauss(w, (K1 * 255.0) ** 2, (K2 * 255.0) ** 2).mean(0)
     return _gauss_per_source(ctx).mean(0)
 
 
