@@ -34,7 +34,7 @@ import torch
 from mmdrfuse import metrics as M
 from mmdrfuse.atomic import atomic_path
 from mmdrfuse.errors import BadInputError, MMDRFuseError
-from mmdrfuse.images import Pair, match_stems
+from mmdrfuse.images import Pair, match_stems, read_ahead
 from mmdrfuse.metrics import _native
 from mmdrfuse.metrics._context import Batch
 from mmdrfuse.metrics.reading import CONVENTIONS, read_eval_gray_u8
@@ -106,22 +106,6 @@ def _pipeline(pairs: Sequence[Pair], names: Sequence[str], convention: str, need
         finally:
             for _, fut in queue:
                 fut.cancel()
-
-
-def _prefetch(pairs: Sequence[Pair], convention: str, workers: int, depth: int) -> Iterator[tuple[Pair, Future]]:
-    """Yield (pair, future of its triple) in order, reading at most ``depth`` pairs ahead in a thread pool."""
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        queue: deque[tuple[Pair, Future]] = deque()
-        it = iter(pairs)
-        for pair in it:
-            queue.append((pair, pool.submit(_read_triple, pair, convention)))
-            if len(queue) >= depth:
-                break
-        while queue:
-            yield queue.popleft()
-            nxt = next(it, None)
-            if nxt is not None:
-                queue.append((nxt, pool.submit(_read_triple, nxt, convention)))
 
 
 # -------------------------------------------------------------------------------------------------- python
@@ -224,7 +208,7 @@ def _evaluate_batched(pairs, names, need, batch_size, dev, dtype, convention, sk
             rows.append({"stem": stem, **{k: vals[k][i] for k in names}})
         batch.clear()
 
-    for pair, fut in _prefetch(pairs, convention, read_workers, depth=max(4, 2 * batch_size)):
+    for pair, fut in read_ahead(pairs, lambda p: _read_triple(p, convention), read_workers, depth=max(4, 2 * batch_size)):
         try:
             triple = fut.result()
             if min(triple.shape[-2:]) < need:

@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import os
 import sys
-from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Iterable, Iterator
+from typing import Iterable
 
 import torch
 
 from mmdrfuse.errors import BadInputError
-from mmdrfuse.images import Pair, match_stems
+from mmdrfuse.images import Pair, match_stems, read_ahead
 from mmdrfuse.metrics import vifb
 
 
@@ -50,7 +48,7 @@ def evaluate_folder_vifb(fused_dir: str | os.PathLike, ir_dir: str | os.PathLike
     rows: list[dict] = []
     bar = tqdm(total=len(pairs), desc="evaluate (vifb)", unit="pair", disable=not progress, file=sys.stderr)
     try:
-        for pair, fut in _prefetch(pairs, read_workers, depth=4):
+        for pair, fut in read_ahead(pairs, _read, read_workers, depth=4):
             bar.update(1)
             try:
                 f, a, b = fut.result()
@@ -74,15 +72,3 @@ def evaluate_folder_vifb(fused_dir: str | os.PathLike, ir_dir: str | os.PathLike
     df = pd.DataFrame(rows, columns=["stem"] + names)
     df.attrs["skipped"] = list(skipped)
     return df
-
-
-def _prefetch(pairs: list[Pair], workers: int, depth: int) -> Iterator[tuple[Pair, Future]]:
-    """Yield (pair, future of its images) in order, reading at most ``depth`` pairs ahead."""
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        queue: deque[tuple[Pair, Future]] = deque()
-        for pair in pairs:
-            queue.append((pair, pool.submit(_read, pair)))
-            if len(queue) > depth:
-                yield queue.popleft()
-        while queue:
-            yield queue.popleft()

@@ -363,3 +363,23 @@ def read_pair(ir_path: str | os.PathLike, vis_path: str | os.PathLike) -> tuple[
 def stack_inputs(ir: torch.Tensor, vis: torch.Tensor) -> torch.Tensor:
     """``cat([ir, vis], dim=1)``: the 2-channel network input (IR/MRI first)."""
     return torch.cat([ir, vis], dim=1)
+
+
+def read_ahead(items, read, workers: int, depth: int):
+    """Yield ``(item, future of read(item))`` in order, with at most ``depth`` reads submitted ahead to a pool of
+    ``workers`` threads (PNG decoding releases the GIL): the one read-ahead of the evaluators."""
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        queue: deque = deque()
+        it = iter(items)
+        for item in it:
+            queue.append((item, pool.submit(read, item)))
+            if len(queue) >= depth:
+                break
+        while queue:
+            yield queue.popleft()
+            nxt = next(it, None)
+            if nxt is not None:
+                queue.append((nxt, pool.submit(read, nxt)))
