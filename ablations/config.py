@@ -8,7 +8,7 @@ over each other.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -21,7 +21,7 @@ CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 PROFILES_FILE = CONFIG_DIR / "profiles.yaml"
 RECIPE_SECTIONS = ("teacher", "loss", "model")  # the TrainConfig keys a row may set (and a profile may not)
 METRICS = ("SD", "VIF", "Qabf", "SSIM")  # the columns of Tables 1 and 2
-PROFILE_KEYS = {"trainer", "stored_as", "train", "seeds", "dataset", "max_pairs", "metrics"}
+PROFILE_KEYS = {"trainer", "stored_as", "train", "row_train", "skip", "seeds", "dataset", "max_pairs", "metrics"}
 
 
 @dataclass(frozen=True)
@@ -47,6 +47,8 @@ class Profile:
     max_pairs: int | None = None
     metrics: tuple[str, ...] = METRICS
     stored_as: str = ""  # the name its runs are stored and keyed under ("" = name); see profiles.yaml
+    row_train: dict = field(default_factory=dict)  # row key -> dotted overrides for that row only (e.g. its own lr)
+    skip: dict = field(default_factory=dict)  # row key -> why this profile does not run it (reported, never silent)
 
     @property
     def store(self) -> str:
@@ -100,13 +102,21 @@ def load_profile(name: str, seeds: Sequence[int] | None = None) -> Profile:
         raise MMDRFuseError(f"{PROFILES_FILE}: profile {name!r} has unknown key(s) {extra}; known: "
                             f"{', '.join(sorted(PROFILE_KEYS))}")
     train = dict(p.get("train") or {})
-    touched = sorted(k for k in train if k.split(".")[0] in RECIPE_SECTIONS)
-    if touched:
-        raise MMDRFuseError(f"{PROFILES_FILE}: profile {name!r} sets recipe key(s) {touched}; only rows may")
+    row_train = {str(k): dict(v or {}) for k, v in (p.get("row_train") or {}).items()}
+    skip = {str(k): str(v) for k, v in (p.get("skip") or {}).items()}
+    for where, keys in (("train", train), *((f"row_train.{k}", v) for k, v in row_train.items())):
+        touched = sorted(k for k in keys if k.split(".")[0] in RECIPE_SECTIONS)
+        if touched:
+            raise MMDRFuseError(f"{PROFILES_FILE}: profile {name!r} sets recipe key(s) {touched} in {where}; "
+                                "only rows may")
+    for key in (*row_train, *skip):
+        if key not in row_keys():
+            raise unknown("ablation row", key, row_keys(), f"{PROFILES_FILE}: profile {name!r}")
     return Profile(name=name, trainer=str(p["trainer"]), train=train,
                    seeds=tuple(int(s) for s in (seeds if seeds else p.get("seeds", [0]))),
                    dataset=str(p.get("dataset", "MSRS")), max_pairs=p.get("max_pairs"),
-                   metrics=tuple(p.get("metrics") or METRICS), stored_as=str(p.get("stored_as") or ""))
+                   metrics=tuple(p.get("metrics") or METRICS), stored_as=str(p.get("stored_as") or ""),
+                   row_train=row_train, skip=skip)
 
 
 def flatten(d: dict, prefix: str = "") -> dict[str, Any]:
@@ -122,12 +132,13 @@ def flatten(d: dict, prefix: str = "") -> dict[str, Any]:
 
 
 def train_config(row: Row, profile: Profile, seed: int, teacher: str | None = None):
-    """The :class:`~mmdrfuse.train.TrainConfig` of one run: trainer config < profile overrides < row recipe
-    (< ``teacher``: the demo's stand-in teacher, see :func:`ablations.rows.env_from_ctx`). Its recipe hash keys the
-    run (:func:`ablations.rows.run_dir`)."""
+    """The :class:`~mmdrfuse.train.TrainConfig` of one run: trainer config < profile overrides < the profile's
+    ``row_train`` of this row < row recipe (< ``teacher``: the demo's stand-in teacher, see
+    :func:`ablations.rows.env_from_ctx`). Its recipe hash keys the run (:func:`ablations.rows.run_dir`)."""
     import mmdrfuse.train as training
 
-    overrides = {**profile.train, **flatten(row.recipe), "seed": int(seed), "profile": f"ablation-{profile.store}"}
+    overrides = {**profile.train, **profile.row_train.get(row.key, {}), **flatten(row.recipe), "seed": int(seed),
+                 "profile": f"ablation-{profile.store}"}
     if teacher:
         overrides["teacher"] = str(teacher)
     return training.load_config(profile.trainer, "student", overrides)

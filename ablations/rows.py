@@ -195,12 +195,14 @@ def run_one(env: Env, row: Row, seed: int) -> dict:
 def run_rows(env: Env, keys: Sequence[str], full: str) -> tuple[dict[str, list[dict]], dict[str, str]]:
     """({row: [result per seed]}, {row: why not run}) for the rows ``keys`` and the profile's seeds. Every run is
     independent: a row that cannot run is reported and the others still run (first those no other process is
-    doing, then the rest, :func:`mmdrfuse.jobs.run_all`); the ``full`` row must run."""
-    todo = [(key, seed) for key in keys for seed in env.profile.seeds]
-    loaded = {key: load_row(key) for key in keys}
+    doing, then the rest, :func:`mmdrfuse.jobs.run_all`); the ``full`` row must run. A row the profile skips
+    (``skip:`` in profiles.yaml) is reported with the profile's reason, unless ``env.rows`` names it."""
+    not_run = {k: f"not run by the '{env.profile.name}' profile: {env.profile.skip[k]}" for k in keys
+               if k in env.profile.skip and k != full and not (env.rows and k in env.rows)}
+    todo = [(key, seed) for key in keys if key not in not_run for seed in env.profile.seeds]
+    loaded = {key: load_row(key) for key, _ in todo}
     out = jobs.run_all([row_job(env, loaded[k], s) for k, s in todo], log=env.log, catch=(MMDRFuseError,))
     results: dict[str, list[dict]] = {}
-    not_run: dict[str, str] = {}
     for (key, _), res in zip(todo, out):
         if isinstance(res, MMDRFuseError):
             if key == full:

@@ -1,11 +1,32 @@
-"""Seed statistics of the ablation tables and the verdict on each row: does the paper's ordering (the full recipe
-better than the row, per metric) hold in our runs?"""
+"""Seed statistics of the ablation tables and the verdict on each row: does our paired comparison confirm,
+contradict or leave undecided the paper's direction (full recipe vs the row), per metric?
+
+The comparison is *paired*: the same seed gives the full row and the ablated row the same initialisation and
+training patches, and both are evaluated on the same images. For a metric, let F[s, i] and R[s, i] be the full and
+the row's values on image i for seed s. Two 95% intervals for the effect ``mean(F - R)``:
+
+- over seeds: the per-seed differences d_s = mean_i(F[s, i] - R[s, i]), mean +- t(0.975, n-1) * sd(d) / sqrt(n)
+  (Student's t; needs two or more seeds): does the effect survive a new training run?
+- over images: a percentile bootstrap (``N_BOOT`` resamples of the images, fixed RNG seed) of the mean of
+  D_i = mean_s(F[s, i] - R[s, i]): does it survive another test set of the same kind?
+
+A difference is *decided* only when both intervals exclude 0 on the same side. The verdict compares its sign with the
+paper's printed values: ``confirms`` (same direction), ``contradicts`` (opposite), ``undecided`` (an interval holds
+0, or fewer than two seeds), ``paper tie`` (decided here, but the paper prints equal values), or ``collapsed`` (a run
+of either row output a constant image; such a row is never averaged into a verdict).
+"""
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
+
+DEGENERATE_SD = 1.0  # mean SD (0..255 scale) below which a run's fused images count as constant (collapsed training)
+N_BOOT = 2000  # bootstrap resamples of the images
+BOOT_SEED = 0  # the bootstrap's RNG seed (the intervals are reproducible)
+LEVEL = 0.95
+
 
 def seed_stats(results: Sequence[dict], metrics: Sequence[str]) -> dict[str, tuple[float, float]]:
     """metric -> (mean, sample std with ddof=1; NaN for a single seed) over the seeds' mean values."""
@@ -16,60 +37,86 @@ def seed_stats(results: Sequence[dict], metrics: Sequence[str]) -> dict[str, tup
     return out
 
 
-def verdict(full: dict[str, tuple[float, float]], other: dict[str, tuple[float, float]],
-            paper_full: dict[str, float] | None, paper_other: dict[str, float] | None, metrics: Sequence[str],
-            paired: dict[str, list[float]] | None = None) -> dict:
-    """Does the paper's ordering (full vs this row, per metric) hold in our run?
+def collapsed(result: dict) -> bool:
+    """A run whose fused images are (nearly) constant: its mean SD is below :data:`DEGENERATE_SD`."""
+    return "SD" in result["metrics"] and result["metrics"]["SD"] < DEGENERATE_SD
 
-    Per metric: ``ours_full_better`` (mean of full > mean of the row), ``paper_full_better`` (the same on the
-    paper's printed values, ties count as not better), ``agrees`` and ``clear`` (|difference| larger than the sum
-    of the two seed stds, so not within seed noise; None with one seed). ``paired`` (metric -> full - row per seed;
-    the same seed gives both runs the same initialisation and patches) adds ``seed_diffs`` and ``paired_full_better``
-    (full > row on every seed) / ``paired_row_better`` (row > full on every seed): with few seeds whose students differ
-    widely, the paired comparison separates the ablated term's effect from the seed's.
-    """
+
+def seed_interval(d: Sequence[float], level: float = LEVEL) -> tuple[float, float]:
+    """The t interval of the mean of the per-seed differences ``d`` ((nan, nan) with fewer than two)."""
+    from scipy import stats
+
+    d = np.asarray(d, dtype=float)
+    if len(d) < 2:
+        return float("nan"), float("nan")
+    half = float(stats.t.ppf(0.5 + level / 2, len(d) - 1) * d.std(ddof=1) / math.sqrt(len(d)))
+    return float(d.mean() - half), float(d.mean() + half)
+
+
+def image_interval(per_image: np.ndarray, level: float = LEVEL, n_boot: int = N_BOOT,
+                   seed: int = BOOT_SEED) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean of ``per_image`` (one value per image) over resampled images."""
+    x = np.asarray(per_image, dtype=float)
+    rng = np.random.default_rng(seed)
+    means = x[rng.integers(0, len(x), size=(n_boot, len(x)))].mean(axis=1)
+    lo, hi = np.quantile(means, [0.5 - level / 2, 0.5 + level / 2])
+    return float(lo), float(hi)
+
+
+def paired_effect(full: np.ndarray, row: np.ndarray) -> dict:
+    """The effect full - row of one metric from per-image values, arrays of shape (seeds, images) paired by seed
+    and image: its mean, the per-seed differences and both 95% intervals."""
+    diff = np.asarray(full, dtype=float) - np.asarray(row, dtype=float)
+    per_seed = diff.mean(axis=1)
+    return {"diff": float(diff.mean()), "seed_diffs": [float(v) for v in per_seed],
+            "seed_ci": seed_interval(per_seed), "image_ci": image_interval(diff.mean(axis=0))}
+
+
+def decide(effect: Mapping, paper_diff: float | None) -> str:
+    """confirms | contradicts | undecided | paper tie, from the two intervals and the paper's full - row."""
+    (s_lo, s_hi), (i_lo, i_hi) = effect["seed_ci"], effect["image_ci"]
+    if any(math.isnan(v) for v in (s_lo, s_hi, i_lo, i_hi)):
+        return "undecided"
+    if s_lo > 0 and i_lo > 0:
+        sign = 1
+    elif s_hi < 0 and i_hi < 0:
+        sign = -1
+    else:
+        return "undecided"
+    if paper_diff is None:
+        return "decided"
+    if paper_diff == 0:
+        return "paper tie"
+    return "confirms" if sign == (1 if paper_diff > 0 else -1) else "contradicts"
+
+
+def verdict(effects: Mapping[str, dict], paper_full: Mapping[str, float] | None,
+            paper_row: Mapping[str, float] | None, collapsed_runs: Sequence[str] = ()) -> dict:
+    """Per metric: the effect (:func:`paired_effect`), the paper's full - row and the decision; ``collapsed_runs``
+    (e.g. ``["huge seed 1"]``) turns every decision into ``collapsed``."""
     per = {}
-    for m in metrics:
-        (mf, sf), (mo, so) = full[m], other[m]
-        ours = mf > mo
-        known = paper_full is not None and paper_other is not None and m in paper_full and m in paper_other
-        paper = bool(paper_full[m] > paper_other[m]) if known else None
-        noise = sf + so
-        per[m] = {"full": mf, "row": mo, "diff": mf - mo, "ours_full_better": bool(ours), "paper_full_better": paper,
-                  "agrees": None if paper is None else bool(ours == paper),
-                  "clear": None if math.isnan(noise) else bool(abs(mf - mo) > noise)}
-        if paired and len(paired.get(m, [])) > 1:
-            d = paired[m]
-            per[m].update(seed_diffs=list(d), paired_full_better=all(x > 0 for x in d),
-                          paired_row_better=all(x < 0 for x in d))
-    n_ours = sum(v["ours_full_better"] for v in per.values())
-    holds = "holds" if n_ours == len(metrics) else "does not hold" if n_ours == 0 else "holds partly"
-    return {"metrics": per, "full_better_ours": n_ours, "n_metrics": len(metrics), "ordering": holds,
-            "full_better_paper": (sum(bool(v["paper_full_better"]) for v in per.values())
-                                  if any(v["paper_full_better"] is not None for v in per.values()) else None),
-            "agree": (sum(bool(v["agrees"]) for v in per.values())
-                      if any(v["agrees"] is not None for v in per.values()) else None)}
+    for m, eff in effects.items():
+        known = paper_full is not None and paper_row is not None and m in paper_full and m in paper_row
+        p = float(paper_full[m] - paper_row[m]) if known else None
+        per[m] = {**eff, "paper_diff": p, "verdict": "collapsed" if collapsed_runs else decide(eff, p)}
+    count = {k: sum(v["verdict"] == k for v in per.values()) for k in ("confirms", "contradicts", "undecided")}
+    return {"metrics": per, **count, "n_metrics": len(per), "collapsed_runs": list(collapsed_runs)}
+
+
+def _fmt(v: float, m: str) -> str:
+    return f"{v:+.2f}" if m == "SD" else f"{v:+.3f}"
 
 
 def verdict_line(label: str, v: dict, full_label: str) -> str:
     """One sentence for the notes under the table."""
-    better = [m for m, d in v["metrics"].items() if d["ours_full_better"]]
-    worse = [m for m, d in v["metrics"].items() if not d["ours_full_better"]]
-    clear = [m for m, d in v["metrics"].items() if d["clear"]]
-    s = (f"VERDICT {label}: {full_label} > this row on {v['full_better_ours']}/{v['n_metrics']} metrics in our run "
-         f"({', '.join(better) or 'none'}; not on {', '.join(worse) or 'none'}), so '{full_label} > this row' "
-         f"{v['ordering']} here")
-    if v.get("full_better_paper") is not None:
-        s += f"; the paper has {full_label} > this row on {v['full_better_paper']}/{v['n_metrics']}, ours agrees " \
-             f"with the paper's direction on {v['agree']}/{v['n_metrics']}"
-    if any(d["clear"] is not None for d in v["metrics"].values()):
-        s += f"; differences beyond seed noise (|diff| > std_full + std_row): {', '.join(clear) or 'none'}"
-    if any("seed_diffs" in d for d in v["metrics"].values()):
-        pf = [m for m, d in v["metrics"].items() if d.get("paired_full_better")]
-        pr = [m for m, d in v["metrics"].items() if d.get("paired_row_better")]
-        s += (f"; paired by seed (same initialisation and patches), {full_label} is better on every seed for "
-              f"{', '.join(pf) or 'no metric'} and worse on every seed for {', '.join(pr) or 'no metric'}")
-    return s + "."
-
-
-DEGENERATE_SD = 1.0  # mean SD (0..255 scale) below which a row's fused images count as constant (collapsed training)
+    parts = []
+    for m, d in v["metrics"].items():
+        (s_lo, s_hi), (i_lo, i_hi) = d["seed_ci"], d["image_ci"]
+        paper = "paper: --" if d["paper_diff"] is None else f"paper {_fmt(d['paper_diff'], m)}"
+        parts.append(f"{m} {_fmt(d['diff'], m)} [seeds {_fmt(s_lo, m)}, {_fmt(s_hi, m)}; images {_fmt(i_lo, m)}, "
+                     f"{_fmt(i_hi, m)}; {paper}] {d['verdict']}")
+    s = f"VERDICT {label}: {full_label} - this row, paired by seed, 95% intervals: " + "; ".join(parts)
+    if v["collapsed_runs"]:
+        s += f". Collapsed run(s) {', '.join(v['collapsed_runs'])}: no decision"
+    return s + (f". Confirms the paper on {v['confirms']}/{v['n_metrics']} metrics, contradicts it on "
+                f"{v['contradicts']}, undecided on {v['undecided']}.")

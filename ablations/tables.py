@@ -1,23 +1,20 @@
-"""An ablation table: run its rows (:mod:`ablations.rows`), then write the tidy CSV, .tex, .md, provenance and the
-per-seed CSV, with the paper's values and a verdict per row (:mod:`ablations.stats`); and the command line
-``python -m ablations.<table>``."""
+"""An ablation table: run its rows (:mod:`ablations.rows`), then write the tidy CSV, .tex, .md, provenance, the
+per-seed CSV and the verdicts CSV, with the paper's values and a verdict per row (:mod:`ablations.stats`); and the
+command line ``python -m ablations.<table>``."""
 from __future__ import annotations
 
 import argparse
 import json
 import platform
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from ablations import rows as runs
-from ablations.config import load_profile, load_row
+from ablations.config import load_row
 from ablations.rows import Env
-from ablations.stats import DEGENERATE_SD, seed_stats, verdict, verdict_line
-from mmdrfuse import paths
+from ablations.stats import DEGENERATE_SD, collapsed, paired_effect, seed_stats, verdict, verdict_line
 from mmdrfuse.atomic import write_text
-from mmdrfuse.errors import MMDRFuseError
 
 
 @dataclass(frozen=True)
@@ -33,7 +30,7 @@ class TableSpec:
 
 def run_table(spec: TableSpec, env: Env) -> list[Path]:
     """Train and evaluate every row and seed (resumable, shared between processes), write the tidy CSV, .tex, .md,
-    provenance and the per-seed CSV into ``env.out_dir``; returns the written paths."""
+    provenance, the per-seed and the verdicts CSV into ``env.out_dir``; returns the written paths."""
     import pandas as pd
 
     from benchmarks.report import write_outputs
@@ -54,10 +51,12 @@ def run_table(spec: TableSpec, env: Env) -> list[Path]:
     prov.update(verdict=verdicts, not_run=not_run, work_dir=str(env.work_dir),
                 seconds_this_call=round(time.perf_counter() - t0, 1), python=platform.python_version())
     written = write_outputs(tidy, env.out_dir, spec.name, prov)
-    seeds_csv = env.out_dir / f"{spec.name}.seeds.csv"
-    write_text(seeds_csv, pd.DataFrame(per_seed).to_csv(index=False, float_format=lambda v: repr(float(v)),
+    extra = []
+    for suffix, frame in (("seeds", per_seed), ("verdicts", verdict_rows(spec, env, verdicts))):
+        extra.append(env.out_dir / f"{spec.name}.{suffix}.csv")
+        write_text(extra[-1], pd.DataFrame(frame).to_csv(index=False, float_format=lambda v: repr(float(v)),
                                                          lineterminator="\n"))
-    return [*written, seeds_csv]
+    return [*written, *extra]
 
 
 def _weights(env: Env) -> str:
@@ -91,31 +90,62 @@ def _tidy(spec: TableSpec, env: Env, keys: list[str], results: dict[str, list[di
     return tidy + pv.paper_rows(spec.name), per_seed
 
 
+def per_image(result: dict, metrics: list[str]):
+    """The run's per-image metrics (its ``metrics.csv``), indexed by stem."""
+    import pandas as pd
+
+    df = pd.read_csv(Path(result["run_dir"]) / "metrics.csv", dtype={"stem": str})
+    return df.set_index("stem")[metrics]
+
+
+def _effects(full: list[dict], row: list[dict], metrics: list[str]) -> dict[str, dict]:
+    """metric -> :func:`ablations.stats.paired_effect` of full - row over the seeds both have, on shared images."""
+    import numpy as np
+
+    by_seed = {r["seed"]: r for r in row}
+    pairs = [(f, by_seed[f["seed"]]) for f in sorted(full, key=lambda r: r["seed"]) if f["seed"] in by_seed]
+    frames = [(per_image(f, metrics), per_image(r, metrics)) for f, r in pairs]
+    stems = sorted(set.intersection(*(set(a.index) & set(b.index) for a, b in frames)))
+    return {m: paired_effect(np.stack([a.loc[stems, m].to_numpy(float) for a, _ in frames]),
+                             np.stack([b.loc[stems, m].to_numpy(float) for _, b in frames])) for m in metrics}
+
+
 def _verdicts(spec: TableSpec, env: Env, keys: list[str], results: dict[str, list[dict]]) -> tuple[dict, list[str]]:
-    """({row label: verdict}, note lines: a DEGENERATE line per collapsed row, then a VERDICT line per row)."""
+    """({row label: verdict}, note lines: a DEGENERATE line per collapsed run, then a VERDICT line per row)."""
     from benchmarks import paper_values as pv
 
     prof, labels, metrics = env.profile, dict(spec.rows), list(env.profile.metrics)
     paper = {lab: dict(zip(pv.ABLATION_METRICS, vals)) for lab, vals in {**pv.TABLE1, **pv.TABLE2}.items()}
-    stats = {k: seed_stats(v, metrics) for k, v in results.items()}
     full_label = labels[spec.full]
     verdicts, lines = {}, []
-    degenerate = [k for k in keys if "SD" in metrics and stats[k]["SD"][0] < DEGENERATE_SD]
-    for key in degenerate:  # a collapsed student would otherwise be read as a capacity or component effect
-        lines.append(f"DEGENERATE {labels[key]}: its students' fused images are constant or nearly (mean SD "
-                     f"{stats[key]['SD'][0]:.3g} < {DEGENERATE_SD:g}): training collapsed at the '{prof.name}' "
-                     f"profile (see train/log.csv in {', '.join(r['run_dir'] for r in results[key])}), so this row "
-                     "says nothing about what it ablates and its verdict compares a broken student.")
+    down = {k: [f"{labels[k]} seed {r['seed']}" for r in results[k] if collapsed(r)] for k in keys}
+    for key in keys:  # a collapsed student would otherwise be read as a capacity or component effect
+        for r in results[key]:
+            if collapsed(r):
+                lines.append(f"DEGENERATE {labels[key]} seed {r['seed']}: its fused images are constant or nearly "
+                             f"(mean SD {r['metrics']['SD']:.3g} < {DEGENERATE_SD:g}): training collapsed at the "
+                             f"'{prof.name}' profile (see {r['run_dir']}/train/log.csv); no verdict uses this row.")
     for key in keys:
         if key == spec.full:
             continue
-        by_seed = {r["seed"]: r["metrics"] for r in results[key]}
-        paired = {m: [f["metrics"][m] - by_seed[f["seed"]][m] for f in results[spec.full] if f["seed"] in by_seed]
-                  for m in metrics}
-        v = verdict(stats[spec.full], stats[key], paper.get(full_label), paper.get(labels[key]), metrics, paired)
+        v = verdict(_effects(results[spec.full], results[key], metrics), paper.get(full_label),
+                    paper.get(labels[key]), down[key] + down[spec.full])
         verdicts[labels[key]] = v
         lines.append(verdict_line(labels[key], v, full_label))
     return verdicts, lines
+
+
+def verdict_rows(spec: TableSpec, env: Env, verdicts: dict) -> list[dict]:
+    """The verdicts as rows of ``<table>.verdicts.csv`` (one per row and metric)."""
+    out = []
+    for label, v in verdicts.items():
+        for m, d in v["metrics"].items():
+            out.append({"table": spec.name, "row": label, "metric": m, "full_minus_row": d["diff"],
+                        "seed_ci_low": d["seed_ci"][0], "seed_ci_high": d["seed_ci"][1],
+                        "image_ci_low": d["image_ci"][0], "image_ci_high": d["image_ci"][1],
+                        "n_seeds": len(d["seed_diffs"]), "paper_full_minus_row": d["paper_diff"],
+                        "verdict": d["verdict"], "profile": env.profile.name})
+    return out
 
 
 def _provenance(spec: TableSpec, env: Env, keys: list[str], results: dict[str, list[dict]], official: dict | None,
@@ -164,42 +194,12 @@ def _provenance(spec: TableSpec, env: Env, keys: list[str], results: dict[str, l
 # ------------------------------------------------------------------------------------------------------- CLI
 def main(spec: TableSpec, argv: list[str] | None = None) -> int:
     """``python -m ablations.<table> --profile cpu [--seeds 0 1] ...``"""
-    import logging
-    import shlex
+    from ablations.cli import add_common, env_from_args, run_command
 
     ap = argparse.ArgumentParser(prog=f"python -m ablations.{spec.name}", description=spec.title)
-    ap.add_argument("--profile", default="cpu", help="quick | cpu | paper (ablations/configs/profiles.yaml)")
-    ap.add_argument("--seeds", type=int, nargs="+", default=None, help="seeds (default: the profile's)")
+    add_common(ap)
     ap.add_argument("--rows", nargs="+", default=None, choices=[k for k, _ in spec.rows],
-                    help="only these rows (the full row is always included)")
-    ap.add_argument("--data-root", default=None, help=f"data (default: ${paths.DATA_ENV}, else the cache)")
-    ap.add_argument("--weights-root", default=None, help=f"weights (default: ${paths.WEIGHTS_ENV}, else the cache)")
-    ap.add_argument("--out", default=None, help="results folder (default: ./results)")
-    ap.add_argument("--work", default=None, help="training/evaluation runs (default: <user cache>/mmdrfuse/ablations)")
-    ap.add_argument("--device", default="cpu", help="cpu or cuda[:N] for training")
-    ap.add_argument("--no-progress", action="store_true", help="no progress bars")
+                    help="only these rows (the full row is always included; a row the profile skips runs if named)")
     args = ap.parse_args(argv)
-    from mmdrfuse.lock import interrupt_on_sigterm
-    from mmdrfuse.memory import keep_freed_memory
-
-    keep_freed_memory()  # mmdrfuse/memory.py
-    interrupt_on_sigterm()  # kill PID: locks released, no temp files left (mmdrfuse/lock.py)
-    argv = list(sys.argv[1:] if argv is None else argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    try:
-        env = Env(profile=load_profile(args.profile, args.seeds), data_root=paths.data_root(args.data_root),
-                  weights_root=paths.weights_root(args.weights_root),
-                  out_dir=paths.results_dir(args.out),
-                  work_dir=Path(args.work) if args.work else paths.cache_dir() / "ablations", device=args.device,
-                  progress=not args.no_progress, rows=tuple(args.rows) if args.rows else None,
-                  command=" ".join([f"python -m ablations.{spec.name}", *map(shlex.quote, argv)]))
-        written = run_table(spec, env)
-    except MMDRFuseError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print("interrupted; rerun the same command to resume (finished rows are not retrained)", file=sys.stderr)
-        return 130
-    for p in written:
-        print(p)
-    return 0
+    return run_command(lambda: run_table(spec, env_from_args(args, f"python -m ablations.{spec.name}", argv,
+                                                             rows=tuple(args.rows) if args.rows else None)))

@@ -10,6 +10,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
+import pandas as pd
 import pytest
 from PIL import Image
 
@@ -117,6 +118,37 @@ def test_profiles_may_not_set_recipe_keys(tmp_path, monkeypatch):
         common.load_profile("x")
 
 
+def test_profile_row_train_and_skip(tmp_path, monkeypatch):
+    """A profile may give one row its own (non-recipe) training settings and may skip a row with a reason; the row's
+    settings reach only that row's TrainConfig, unknown rows and recipe keys are refused."""
+    f = tmp_path / "profiles.yaml"
+    f.write_text("x:\n  trainer: smoke\n  row_train: {huge: {optim.lr: 1.0e-5}}\n  skip: {width2: too slow}\n"
+                 "  seeds: [0]\n")
+    monkeypatch.setattr(config, "PROFILES_FILE", f)
+    prof = common.load_profile("x")
+    assert prof.skip == {"width2": "too slow"}
+    assert common.train_config(common.load_row("huge"), prof, 0).optim.lr == pytest.approx(1e-5)
+    assert common.train_config(common.load_row("full"), prof, 0).optim.lr != pytest.approx(1e-5)
+    f.write_text("x:\n  trainer: smoke\n  skip: {hug: slow}\n  seeds: [0]\n")
+    with pytest.raises(MMDRFuseError, match="did you mean 'huge'"):
+        common.load_profile("x")
+    f.write_text("x:\n  trainer: smoke\n  row_train: {huge: {model.hidden: 3}}\n  seeds: [0]\n")
+    with pytest.raises(MMDRFuseError, match="only rows may"):
+        common.load_profile("x")
+
+
+def test_a_skipped_row_is_reported_with_the_profiles_reason(tmp_path, monkeypatch):
+    _fake_runs(monkeypatch, tmp_path, lambda env, row, seed: _fake_result(row.key, seed, (40.0, 0.8, 0.5, 0.9),
+                                                                           tmp_path))
+    prof = dataclasses.replace(common.load_profile("quick"), skip={"width2": "costs 3 h per seed here"})
+    env = common.Env(profile=prof, data_root=tmp_path, weights_root=tmp_path, out_dir=tmp_path / "res",
+                     work_dir=tmp_path / "work", log=lambda m: None)
+    results, not_run = rows.run_rows(env, ["width2", "full"], "full")
+    assert set(results) == {"full"} and "costs 3 h per seed here" in not_run["width2"]
+    asked = dataclasses.replace(env, rows=("width2",))  # --rows width2 runs it all the same
+    assert set(rows.run_rows(asked, ["width2", "full"], "full")[0]) == {"width2", "full"}
+
+
 def test_table2_widths_can_be_distilled():
     """Attention maps are channel sums, so a student of any width can be distilled from the 4-channel teacher."""
     import torch
@@ -144,42 +176,69 @@ def test_seed_stats_are_mean_and_sample_std():
     assert math.isnan(common.seed_stats(res[:1], ["SD"])["SD"][1])
 
 
-def test_verdict_against_the_papers_ordering():
-    ms = ["SD", "VIF"]
-    full = {"SD": (43.0, 0.1), "VIF": (0.90, 0.01)}
-    row = {"SD": (44.0, 0.1), "VIF": (0.80, 0.01)}
+def test_seed_interval_is_students_t_on_the_per_seed_differences():
+    # d = 1, 2, 3: mean 2, sd 1, n 3; t(0.975, 2) = 4.302653 (statistical tables) -> 2 +- 4.302653 / sqrt(3)
+    lo, hi = common.seed_interval([1.0, 2.0, 3.0])
+    assert lo == pytest.approx(2 - 4.302653 / math.sqrt(3), rel=1e-6)
+    assert hi == pytest.approx(2 + 4.302653 / math.sqrt(3), rel=1e-6)
+    assert all(math.isnan(v) for v in common.seed_interval([1.0]))
+
+
+def test_image_interval_brackets_the_mean_and_is_reproducible():
+    x = np.arange(100, dtype=float)  # mean 49.5, standard error sd/sqrt(n) = 2.901
+    lo, hi = common.image_interval(x)
+    assert lo < 49.5 < hi and (hi - lo) == pytest.approx(2 * 1.96 * 2.901, rel=0.1)
+    assert common.image_interval(x) == (lo, hi)
+    assert common.image_interval(np.full(10, 0.3)) == pytest.approx((0.3, 0.3))
+
+
+def test_paired_effect_pairs_by_seed_and_image():
+    """Seed 1's students are far better than seed 0's, yet the full recipe beats the row by 0.05 on every image of
+    both seeds: paired, the effect is decided although the seed std (0.35) dwarfs it."""
+    full = np.array([[0.50, 0.52, 0.54], [0.90, 0.92, 0.94]])
+    row = full - np.array([[0.04, 0.05, 0.06], [0.05, 0.05, 0.05]])
+    e = common.paired_effect(full, row)
+    assert e["diff"] == pytest.approx(0.05) and e["seed_diffs"] == pytest.approx([0.05, 0.05])
+    assert e["seed_ci"] == pytest.approx((0.05, 0.05)) and e["image_ci"][0] > 0.04
+    assert common.decide(e, 0.04) == "confirms" and common.decide(e, -0.1) == "contradicts"
+    assert common.decide(e, 0.0) == "paper tie" and common.decide(e, None) == "decided"
+
+
+def test_decide_needs_both_intervals_on_one_side():
+    both = {"seed_ci": (0.01, 0.02), "image_ci": (0.005, 0.03)}
+    assert common.decide(both, 0.1) == "confirms"
+    assert common.decide({**both, "seed_ci": (-0.01, 0.02)}, 0.1) == "undecided"  # a new seed might reverse it
+    assert common.decide({**both, "image_ci": (-0.01, 0.02)}, 0.1) == "undecided"  # other images might
+    assert common.decide({"seed_ci": (-0.3, -0.2), "image_ci": (-0.4, -0.1)}, 0.1) == "contradicts"
+    assert common.decide({**both, "seed_ci": (float("nan"),) * 2}, 0.1) == "undecided"  # one seed
+
+
+def test_verdict_counts_and_flags_collapsed_runs():
+    eff = {"SD": {"diff": 1.0, "seed_diffs": [1.0, 1.0], "seed_ci": (0.5, 1.5), "image_ci": (0.6, 1.4)},
+           "VIF": {"diff": 0.0, "seed_diffs": [0.1, -0.1], "seed_ci": (-1.0, 1.0), "image_ci": (-0.1, 0.1)}}
     paper = {k: dict(zip(pv.ABLATION_METRICS, v)) for k, v in pv.TABLE1.items()}
-    v = common.verdict(full, row, paper["MMDRFuse"], paper["w/o gradient loss"], ms)
-    # paper: w/o gradient SD 43.77 > 43.08 (full not better), VIF 0.86 < 0.90 (full better) -> ours agrees on both
-    assert v["ordering"] == "holds partly" and v["full_better_ours"] == 1 and v["full_better_paper"] == 1
-    assert v["agree"] == 2 and v["metrics"]["SD"]["clear"] and v["metrics"]["VIF"]["clear"]
-    noisy = common.verdict(full, {"SD": (42.0, 2.0), "VIF": (0.85, 0.1)}, None, None, ms)
-    assert noisy["ordering"] == "holds" and not noisy["metrics"]["VIF"]["clear"] and noisy["agree"] is None
+    v = common.verdict(eff, paper["MMDRFuse"], paper["w/o gradient loss"])
+    # paper: full - w/o gradient SD = 43.08 - 43.77 < 0, ours > 0 (decided) -> contradicts; VIF undecided
+    assert v["metrics"]["SD"]["verdict"] == "contradicts" and v["metrics"]["VIF"]["verdict"] == "undecided"
+    assert (v["confirms"], v["contradicts"], v["undecided"]) == (0, 1, 1)
+    assert v["metrics"]["SD"]["paper_diff"] == pytest.approx(43.08 - 43.77)
     line = common.verdict_line("w/o gradient loss", v, "MMDRFuse")
-    assert "1/2" in line and "holds partly" in line
-
-
-def test_verdict_paired_by_seed_separates_row_effect_from_seed_effect():
-    """Seed 0 students are much worse than seed 1 ones: the means overlap within the stds, yet the full recipe
-    beats the row on every seed for VIF (and loses on every seed for SD)."""
-    ms = ["SD", "VIF"]
-    full = {"SD": (40.0, 5.0), "VIF": (0.70, 0.2)}
-    row = {"SD": (41.0, 5.0), "VIF": (0.65, 0.2)}
-    paired = {"SD": [-1.0, -1.0], "VIF": [0.04, 0.06]}
-    v = common.verdict(full, row, None, None, ms, paired)
-    assert not v["metrics"]["VIF"]["clear"] and v["metrics"]["VIF"]["paired_full_better"]
-    assert v["metrics"]["SD"]["paired_row_better"] and not v["metrics"]["SD"]["paired_full_better"]
-    line = common.verdict_line("w/o x", v, "MMDRFuse")
-    assert "better on every seed for VIF and worse on every seed for SD" in line
-    mixed = common.verdict(full, row, None, None, ms, {"SD": [1.0, -1.0], "VIF": [0.1, -0.1]})
-    assert not any(mixed["metrics"][m]["paired_full_better"] or mixed["metrics"][m]["paired_row_better"] for m in ms)
-    assert "seed_diffs" not in common.verdict(full, row, None, None, ms, {"SD": [1.0], "VIF": [0.1]})["metrics"]["SD"]
+    assert "SD +1.00 [seeds +0.50, +1.50; images +0.60, +1.40; paper -0.69] contradicts" in line
+    down = common.verdict(eff, None, None, ["huge seed 1"])
+    assert {d["verdict"] for d in down["metrics"].values()} == {"collapsed"}
+    assert "huge seed 1" in common.verdict_line("huge", down, "MMDRFuse")
 
 
 # ------------------------------------------------------------------------------------- report (runs faked)
-def _fake_result(key, seed, vals):
+def _fake_result(key, seed, vals, root: Path):
+    """A finished run's result whose metrics.csv holds 5 images: ``vals`` + (-0.02, -0.01, 0, 0.01, 0.02)."""
+    run = root / "runs" / f"{key}-{seed}"
+    run.mkdir(parents=True, exist_ok=True)
+    offsets = np.linspace(-0.02, 0.02, 5)
+    frame = {"stem": [f"{i:05d}" for i in range(5)], **{m: v + offsets for m, v in zip(common.METRICS, vals)}}
+    pd.DataFrame(frame).to_csv(run / "metrics.csv", index=False)
     return {"row": key, "seed": seed, "n_pairs": 5, "metrics": dict(zip(common.METRICS, vals)), "recipe_hash": key,
-            "params": 113, "size_kb": 0.44, "run_dir": f"/runs/{key}/{seed}", "weights_sha256": "ab" * 32,
+            "params": 113, "size_kb": 0.44, "run_dir": str(run), "weights_sha256": "ab" * 32,
             "train_patches": 16, "train_steps": 8, "perceptual_backbone": "random",
             "config": {"teacher": "official-teacher", "data": {"root": "x"}}}
 
@@ -194,7 +253,7 @@ def _fake_runs(monkeypatch, tmp_path, fake_one):
 def test_collapsed_row_is_flagged(tmp_path, monkeypatch):
     """A row whose students output a constant image (SD ~ 0) gets a DEGENERATE note; healthy rows do not."""
     base = {"full": (43.0, 0.9, 0.6, 0.97), "wo_refresh": (0.0, 0.0, 0.0, 0.001)}
-    _fake_runs(monkeypatch, tmp_path, lambda env, row, seed: _fake_result(row.key, seed, base[row.key]))
+    _fake_runs(monkeypatch, tmp_path, lambda env, row, seed: _fake_result(row.key, seed, base[row.key], tmp_path))
     monkeypatch.setattr(rows, "run_official", lambda env: None)
     env = common.Env(profile=common.load_profile("cpu", seeds=[0, 1]), data_root=tmp_path, weights_root=tmp_path,
                      out_dir=tmp_path / "res", work_dir=tmp_path / "work", rows=("wo_refresh",), log=lambda m: None)
@@ -209,7 +268,7 @@ def test_table_report_is_tidy_with_mean_std_paper_rows_and_verdicts(tmp_path, mo
 
     def fake_one(env, row, seed):
         calls.append((row.key, seed))
-        return _fake_result(row.key, seed, [v + seed for v in base[row.key]])
+        return _fake_result(row.key, seed, [v + seed for v in base[row.key]], tmp_path)
 
     _fake_runs(monkeypatch, tmp_path, fake_one)
     monkeypatch.setattr(rows, "run_official", lambda env: {"metrics": dict(zip(common.METRICS, (1, 2, 3, 4))),
@@ -219,7 +278,7 @@ def test_table_report_is_tidy_with_mean_std_paper_rows_and_verdicts(tmp_path, mo
     written = common.run_table(table1.SPEC, env)
     assert sorted(calls) == [("full", 0), ("full", 1), ("wo_refresh", 0), ("wo_refresh", 1)]
     assert {p.name for p in written} == {"table1.csv", "table1.tex", "table1.md", "table1.provenance.json",
-                                         "table1.seeds.csv"}
+                                         "table1.seeds.csv", "table1.verdicts.csv"}
     df = read_tidy(tmp_path / "res" / "table1.csv")
     ours = df[df.source == "ours"].set_index(["method", "weights", "metric"])["value"]
     assert ours[("MMDRFuse", "trained-cpu", "SD")] == pytest.approx(43.5)  # mean of 43 and 44
@@ -230,7 +289,10 @@ def test_table_report_is_tidy_with_mean_std_paper_rows_and_verdicts(tmp_path, mo
     assert len(paper) == 4 * len(pv.TABLE1) and set(paper.profile) == {"published"}
     prov = json.loads((tmp_path / "res" / "table1.provenance.json").read_text())
     v = prov["verdict"]["w/o dynamic refresh"]
-    assert v["ordering"] == "holds" and v["agree"] == 4
+    assert v["confirms"] == 4 and {d["verdict"] for d in v["metrics"].values()} == {"confirms"}
+    verdicts = pd.read_csv(tmp_path / "res" / "table1.verdicts.csv")
+    assert set(verdicts.verdict) == {"confirms"} and len(verdicts) == 4
+    assert verdicts.set_index("metric").loc["SD", "full_minus_row"] == pytest.approx(1.0)
     assert any(n.startswith("VERDICT w/o dynamic refresh") for n in prov["notes"])
     assert "VERDICT w/o dynamic refresh" in (tmp_path / "res" / "table1.md").read_text()
 
@@ -305,7 +367,7 @@ def test_a_row_that_cannot_run_is_reported_and_the_table_still_written(tmp_path,
         if row.key == "width2":
             common.check_trainable(row, common.train_config(row, env.profile, seed))
             raise MMDRFuseError("row width2: cannot train")  # only reached once the loss accepts width 2
-        return _fake_result(row.key, seed, (40.0, 0.8, 0.5, 0.9))
+        return _fake_result(row.key, seed, (40.0, 0.8, 0.5, 0.9), tmp_path)
 
     _fake_runs(monkeypatch, tmp_path, fake_one)
     monkeypatch.setattr(rows, "run_official", lambda env: None)
@@ -325,3 +387,30 @@ def test_harness_seeds_reach_the_ablation_profile(tmp_path):
                 progress=False, command="test")
     assert common.env_from_ctx(Context(**base, seeds=[3, 4])).profile.seeds == (3, 4)
     assert common.env_from_ctx(Context(**base, seeds=None)).profile.seeds == common.load_profile("cpu").seeds
+
+
+# ------------------------------------------------------------------------------------------------------ sweeps
+def test_sweep_sets_its_key_for_the_swept_row_only_and_writes_a_tidy_table(tmp_path, monkeypatch):
+    from ablations import sweep
+
+    seen = []
+
+    def fake_job(env, row, seed):
+        cfg = common.train_config(row, env.profile, seed)
+        seen.append((row.key, seed, cfg.optim.epochs, cfg.data.patch_size, env.profile.max_pairs))
+        res = _fake_result(row.key, seed, (40.0 + cfg.optim.epochs, 0.8, 0.5, 0.9), tmp_path)
+        res.update(train_steps=cfg.optim.epochs * 10, last_epoch_losses={"total": 0.3}, train_seconds_this_call=1.0,
+                   config=cfg.to_dict())
+        return jobs.Job(tmp_path / "jobs" / f"{row.key}-{seed}-{cfg.recipe_hash()}.json", lambda: res)
+
+    monkeypatch.setattr(sweep, "row_job", fake_job)
+    env = common.Env(profile=common.load_profile("quick", seeds=[0, 1]), data_root=tmp_path, weights_root=tmp_path,
+                     out_dir=tmp_path / "res", work_dir=tmp_path / "work", log=lambda m: None)
+    res = sweep.run_sweep(env, "full", "optim.epochs", [3, 5], {"data.patch_size": 16}, max_pairs=4)
+    assert sorted(seen) == [("full", s, e, 16, 4) for s in (0, 1) for e in (3, 5)] and list(res) == [3, 5]
+    assert common.train_config(common.load_row("wo_gradient"), sweep.with_settings(env, "full", {"optim.epochs": 9}).
+                               profile, 0).optim.epochs != 9  # the other rows keep the profile's settings
+    written = sweep.write(env, "pilot_test", "full", "optim.epochs", {}, res, 1.0)
+    df = read_tidy(tmp_path / "res" / "pilot_test.csv").set_index(["method", "metric"])["value"]
+    assert df[("full, optim.epochs=5", "SD")] == pytest.approx(45.0) and df[("full, optim.epochs=5", "SD_std")] == 0
+    assert {p.name for p in written} >= {"pilot_test.csv", "pilot_test.md", "pilot_test.seeds.csv"}

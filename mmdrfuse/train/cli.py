@@ -41,13 +41,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 RESUME_HINT = "finished epochs are saved: rerun with --resume to continue"
 
 
-def run(args: argparse.Namespace) -> int:
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """``["optim.epochs=2", ...]`` (``--set`` values) -> {"optim.epochs": 2, ...}; values parsed as YAML."""
     overrides: dict[str, Any] = {}
-    for item in args.overrides:
+    for item in items:
         if "=" not in item:
             raise MMDRFuseError(f"--set {item!r}: expected KEY=VALUE, e.g. optim.epochs=2")
         k, v = item.split("=", 1)
         overrides[k.strip()] = _parse_value(v)
+    return overrides
+
+
+def run(args: argparse.Namespace) -> int:
+    overrides = parse_overrides(args.overrides)
     if args.teacher:
         overrides["teacher"] = args.teacher
     if args.vgg_weights:
