@@ -101,7 +101,8 @@ def test_profiles():
     quick = common.load_profile("quick")
     assert quick.name == "quick" and quick.trainer == "smoke" and quick.store == "smoke"  # runs kept as before
     cpu = common.load_profile("cpu")
-    assert len(cpu.seeds) >= 2 and cpu.dataset == "MSRS" and cpu.metrics == ("SD", "VIF", "Qabf", "SSIM")
+    assert len(cpu.seeds) >= 3 and cpu.dataset == "MSRS" and cpu.metrics == ("SD", "VIF", "Qabf", "SSIM")
+    assert cpu.max_pairs is None and "huge" in cpu.skip and cpu.skip["huge"]  # skipped with its reason
     assert common.load_profile("paper").max_pairs is None
     assert common.load_profile("cpu", seeds=[4, 5, 6]).seeds == (4, 5, 6)
     with pytest.raises(MMDRFuseError, match="unknown ablation profile"):
