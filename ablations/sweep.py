@@ -18,7 +18,7 @@ The two sweeps behind ``configs/profiles.yaml`` (docs/ablations.md "How the cpu 
 A value and ``--set`` apply to the swept row only (as the profile's ``row_train`` would). Runs are the tables' jobs
 (:func:`ablations.rows.row_job`): resumable, shared between processes, cached by recipe hash in the work folder.
 Outputs (``--out``, default ``./results``): ``<name>.csv`` (tidy: method ``<row>, <key>=<value>``, each metric's
-mean and, with several seeds, ``_std`` and ``_range`` over seeds), ``.md``, ``.tex``, ``.provenance.json`` and
+mean and, with several seeds, its ``_std`` over seeds), ``.md``, ``.tex``, ``.provenance.json`` and
 ``<name>.seeds.csv``.
 """
 from __future__ import annotations
@@ -60,7 +60,7 @@ def run_sweep(env: Env, row: str, key: str, values: list, sets: dict, max_pairs:
 
 
 def tidy_rows(env: Env, name: str, row: str, key: str, results: dict) -> tuple[list[dict], list[dict]]:
-    """(tidy rows: per value the seed mean, and with several seeds the std and range, of each metric; per-seed rows)."""
+    """(tidy rows: per value the seed mean, and with several seeds the std, of each metric; per-seed rows)."""
     metrics = list(env.profile.metrics)
     tidy, per_seed = [], []
     for v, rs in results.items():
@@ -69,11 +69,9 @@ def tidy_rows(env: Env, name: str, row: str, key: str, results: dict) -> tuple[l
                 "profile": env.profile.name}
         stats = seed_stats(rs, metrics)
         for m in metrics:
-            vals = [r["metrics"][m] for r in rs]
             tidy.append({**base, "metric": m, "value": stats[m][0]})
             if len(rs) > 1:
-                tidy += [{**base, "metric": f"{m}_std", "value": stats[m][1]},
-                         {**base, "metric": f"{m}_range", "value": max(vals) - min(vals)}]
+                tidy.append({**base, "metric": f"{m}_std", "value": stats[m][1]})
         per_seed += [{"row": row, "key": key, "value_of_key": v, "steps": r["train_steps"], "seed": r["seed"],
                       "collapsed": collapsed(r), **r["metrics"], "last_epoch_loss": (r.get("last_epoch_losses") or {})
                       .get("total"), "train_seconds": r["train_seconds_this_call"], "run_dir": r["run_dir"]}
@@ -95,7 +93,7 @@ def write(env: Env, name: str, row: str, key: str, sets: dict, results: dict, se
         f"'{prof.trainer}' + {prof.train}) and, for this row only, {sets or 'nothing more'} and {key} = each value "
         f"shown; seeds {list(prof.seeds)}; {any_r['train_patches']} patches; one run per value and seed.",
         f"Evaluated on {any_r['n_pairs']} {prof.dataset} test pairs (mean of per-image values); with several seeds, "
-        "<metric>_std is the sample std (ddof=1) over seeds and <metric>_range max - min.",
+        "<metric>_std is the sample std (ddof=1) over seeds (every seed's value: <name>.seeds.csv).",
         *(f"COLLAPSED {row}, {key}={r['value_of_key']}, seed {r['seed']}: mean SD {r['SD']:.3g}, a constant image"
           for r in per_seed if r["collapsed"] and r.get("SD") is not None),
     ]
