@@ -11,9 +11,11 @@ the row's values on image i for seed s. Two 95% intervals for the effect ``mean(
   D_i = mean_s(F[s, i] - R[s, i]): does it survive another test set of the same kind?
 
 A difference is *decided* only when both intervals exclude 0 on the same side. The verdict compares its sign with the
-paper's printed values: ``confirms`` (same direction), ``contradicts`` (opposite), ``undecided`` (an interval holds
-0, or fewer than two seeds), ``paper tie`` (decided here, but the paper prints equal values), or ``collapsed`` (a run
-of either row output a constant image; such a row is never averaged into a verdict).
+paper's printed values: ``confirms`` (same direction), ``contradicts`` (opposite), ``smaller than the paper's`` (an
+interval holds 0, but both exclude the paper's own difference: whatever its sign, the effect is smaller than the
+paper reports), ``undecided`` (otherwise, or fewer than two seeds), ``paper tie`` (decided here, but the paper prints
+equal values), or ``collapsed`` (a run of either row output a constant image; such a row is never averaged into a
+verdict).
 """
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ DEGENERATE_SD = 1.0  # mean SD (0..255 scale) below which a run's fused images c
 N_BOOT = 2000  # bootstrap resamples of the images
 BOOT_SEED = 0  # the bootstrap's RNG seed (the intervals are reproducible)
 LEVEL = 0.95
+SMALLER = "smaller than the paper's"  # the verdict when 0 is inside an interval but the paper's difference is not
 
 
 def seed_stats(results: Sequence[dict], metrics: Sequence[str]) -> dict[str, tuple[float, float]]:
@@ -73,7 +76,8 @@ def paired_effect(full: np.ndarray, row: np.ndarray) -> dict:
 
 
 def decide(effect: Mapping, paper_diff: float | None) -> str:
-    """confirms | contradicts | undecided | paper tie, from the two intervals and the paper's full - row."""
+    """confirms | contradicts | smaller than the paper's | undecided | paper tie, from the two intervals and the
+    paper's full - row."""
     (s_lo, s_hi), (i_lo, i_hi) = effect["seed_ci"], effect["image_ci"]
     if any(math.isnan(v) for v in (s_lo, s_hi, i_lo, i_hi)):
         return "undecided"
@@ -81,6 +85,8 @@ def decide(effect: Mapping, paper_diff: float | None) -> str:
         sign = 1
     elif s_hi < 0 and i_hi < 0:
         sign = -1
+    elif paper_diff and not (s_lo <= paper_diff <= s_hi or i_lo <= paper_diff <= i_hi):
+        return SMALLER  # the sign is open, but the paper's difference lies outside both intervals
     else:
         return "undecided"
     if paper_diff is None:
@@ -99,7 +105,8 @@ def verdict(effects: Mapping[str, dict], paper_full: Mapping[str, float] | None,
         known = paper_full is not None and paper_row is not None and m in paper_full and m in paper_row
         p = float(paper_full[m] - paper_row[m]) if known else None
         per[m] = {**eff, "paper_diff": p, "verdict": "collapsed" if collapsed_runs else decide(eff, p)}
-    count = {k: sum(v["verdict"] == k for v in per.values()) for k in ("confirms", "contradicts", "undecided")}
+    count = {k: sum(v["verdict"] == k for v in per.values())
+             for k in ("confirms", "contradicts", SMALLER, "undecided")}
     return {"metrics": per, **count, "n_metrics": len(per), "collapsed_runs": list(collapsed_runs)}
 
 
@@ -118,5 +125,6 @@ def verdict_line(label: str, v: dict, full_label: str) -> str:
     s = f"VERDICT {label}: {full_label} - this row, paired by seed, 95% intervals: " + "; ".join(parts)
     if v["collapsed_runs"]:
         s += f". Collapsed run(s) {', '.join(v['collapsed_runs'])}: no decision"
+    n_smaller = v[SMALLER]
     return s + (f". Confirms the paper on {v['confirms']}/{v['n_metrics']} metrics, contradicts it on "
-                f"{v['contradicts']}, undecided on {v['undecided']}.")
+                f"{v['contradicts']}, {SMALLER} on {n_smaller}, undecided on {v['undecided']}.")
