@@ -381,6 +381,19 @@ static void FN(vstats_row)(const double *F, const double *A, const double *B, lo
     }
 }
 
+/* hq (4 interleaved copies x 256) += the levels v[0..w): pixel j counted in copy j mod 4 (the tail in copy 0) */
+static inline __attribute__((always_inline)) void FN(count4)(int32_t *restrict hq, const int32_t *v, long w)
+{
+    long j = 0;
+    for (; j + 4 <= w; j += 4) {
+        hq[v[j]]++;
+        hq[256 + v[j + 1]]++;
+        hq[512 + v[j + 2]]++;
+        hq[768 + v[j + 3]]++;
+    }
+    for (; j < w; j++) hq[v[j]]++;
+}
+
 /* gray-level counts of rows [r0, r1), as flagged: lev (4 tables x 4 interleaved copies x 256, pixel j counted in
    copy j mod 4, so that runs of one level do not wait on each other's increments) += round(F), round(A),
    round(B) (half to even, clamped: to_levels) with VS_CE, floor(F) clamped with VS_EN; joint (2 x 256 x 256,
@@ -400,15 +413,7 @@ static void FN(vhist_rows)(const double *F, const double *A, const double *B, lo
                     r = r < 0.0 ? 0.0 : (r > 255.0 ? 255.0 : r);
                     o[j] = (int32_t)r;
                 }
-                int32_t *hq = lev + q * 1024;
-                long j = 0;
-                for (; j + 4 <= w; j += 4) {
-                    hq[o[j]]++;
-                    hq[256 + o[j + 1]]++;
-                    hq[512 + o[j + 2]]++;
-                    hq[768 + o[j + 3]]++;
-                }
-                for (; j < w; j++) hq[o[j]]++;
+                FN(count4)(lev + q * 1024, o, w);
             }
         if (flags & VS_EN) {
             const double *x = F + i * w;
@@ -417,15 +422,7 @@ static void FN(vhist_rows)(const double *F, const double *A, const double *B, lo
                 r = r < 0.0 ? 0.0 : (r > 255.0 ? 255.0 : r);
                 lv[j] = (int32_t)r;
             }
-            int32_t *hq = lev + 3 * 1024;
-            long j = 0;
-            for (; j + 4 <= w; j += 4) {
-                hq[lv[j]]++;
-                hq[256 + lv[j + 1]]++;
-                hq[512 + lv[j + 2]]++;
-                hq[768 + lv[j + 3]]++;
-            }
-            for (; j < w; j++) hq[lv[j]]++;
+            FN(count4)(lev + 3 * 1024, lv, w);
         }
         if (flags & VS_MI) {
             for (int q = 0; q < 3; q++) {
