@@ -1,6 +1,7 @@
 """Pedestrian detection benchmark (Fig. 8): VOC -> YOLO conversion, split, dataset layout, resumability, quick e2e."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import socket
 from pathlib import Path
@@ -167,6 +168,18 @@ def test_profiles():
     assert (paper.epochs, paper.batch, paper.dataset) == (3, 16, "LLVIP")  # the paper's protocol
     with pytest.raises(MMDRFuseError, match="did you mean 'quick'"):
         det.load_profile("quik")
+
+
+def test_pretrained_profile_is_the_papers_fine_tuning_where_it_can_be():
+    p = det.load_profile("cpu-pretrained")
+    # the paper's protocol: SGD, batch 16, 3 epochs, pretrained; at the paper's (YOLOv5's default) 640 px
+    assert (p.optimizer, p.batch, p.epochs, p.imgsz, p.yolo_weights) == ("SGD", 16, 3, 640, "yolov5n-coco")
+    assert p.close_mosaic == 0 and p.nbs == 16 and p.all_seeds() == (0, 1, 2)
+    # its report goes beside the from-scratch one, never over it; where the report goes is not part of a job's key
+    assert p.table == "detection_pretrained" and det.load_profile("cpu").table == "detection"
+    assert "table" not in p.key_settings()
+    with pytest.raises(MMDRFuseError, match="did you mean 'cpu-pretrained'"):
+        det.load_profile("cpu-pretrain")
 
 
 def test_llvip_protocol_missing_data_is_clear(tmp_path):
@@ -337,6 +350,41 @@ def test_finish_writes_per_seed_csv_and_spread_cells(tmp_path, monkeypatch):
     # a later single-seed run removes the stale per-seed file
     det.finish(df[~df["metric"].str.endswith("_std")], tmp_path, det.load_profile("quick"), None, split)
     assert not (tmp_path / "detection.seeds.csv").exists()
+
+
+def test_finish_writes_the_profiles_table(tmp_path, monkeypatch):
+    """A profile with its own ``table`` (cpu-pretrained) writes <table>.* and leaves detection.* alone."""
+    monkeypatch.setattr(det.yolo, "describe_init", lambda *a, **k: None)
+    (tmp_path / "detection.csv").write_text("from scratch, kept\n")
+    prof = dataclasses.replace(det.load_profile("quick"), table="detection_pretrained")
+    base = {"table": "detection_pretrained", "dataset": "MSRS", "method": "A", "weights": "none", "source": "ours",
+            "n_pairs": 2, "profile": "quick"}
+    df = pd.DataFrame([{**base, "metric": "mAP50-95", "value": 0.3}, {**base, "metric": "mAP50", "value": 0.5}],
+                      columns=det.TIDY_COLUMNS)
+    written = det.finish(df, tmp_path, prof, None, det.Split(("0000",), ("0001", "0002"), "x"))
+    assert {p.name for p in written} == {f"detection_pretrained.{e}" for e in ("csv", "tex", "md", "provenance.json")}
+    assert (tmp_path / "detection.csv").read_text() == "from scratch, kept\n"
+    assert json.loads((tmp_path / "detection_pretrained.provenance.json").read_text())["target"] == \
+        "detection_pretrained"
+
+
+def test_harness_detection_profile_option(tmp_path, monkeypatch):
+    """``benchmarks.run detection --profile cpu --detection-profile cpu-pretrained``: the detector profile is the named
+    one (a typo fails with a suggestion); without the option it is the one named like --profile."""
+    from benchmarks import run as harness
+    args = harness.parse_args(["detection", "--profile", "cpu", "--detection-profile", "cpu-pretrained"])
+    assert args.detection_profile == "cpu-pretrained"
+    assert harness.parse_args(["detection"]).detection_profile is None
+    seen = []
+    monkeypatch.setattr(det, "load_profile", lambda name, **kw: seen.append(name) or (_ for _ in ()).throw(
+        MMDRFuseError("stop here")))
+    from benchmarks.run import Context
+    for named, expect in ((None, "cpu"), ("cpu-pretrained", "cpu-pretrained")):
+        ctx = Context(profile="cpu", settings={}, data_root=tmp_path, weights_root=tmp_path, out_dir=tmp_path,
+                      detection_profile=named)
+        with pytest.raises(MMDRFuseError, match="stop here"):
+            det.run(ctx)
+        assert seen[-1] == expect
 
 
 def test_benchmark_missing_fused_image_is_clear(tmp_path):

@@ -11,7 +11,7 @@ from typing import Callable, Mapping, Sequence
 import pandas as pd
 
 from benchmarks.detection import yolo
-from benchmarks.detection.config import (METRICS, TABLE, TIDY_COLUMNS, DetectionProfile, default_weights_label,
+from benchmarks.detection.config import (METRICS, TIDY_COLUMNS, DetectionProfile, default_weights_label,
                                          load_profile)
 from benchmarks.detection.data import Split, count_boxes, prepare_yolo_dataset
 from benchmarks.detection.jobs import Job, plan_jobs, run_jobs
@@ -87,7 +87,7 @@ def tidy_rows(methods: Sequence[str], results: Mapping[tuple[str, int], dict], p
     for method in methods:
         per_seed = [results[(method, seed)]["metrics"] for seed in seeds]
         row_method, row_weights = (rows_as or {}).get(method, (method, default_weights_label(method)))
-        base = {"table": TABLE, "dataset": dataset, "method": row_method, "weights": row_weights, "source": "ours",
+        base = {"table": prof.table, "dataset": dataset, "method": row_method, "weights": row_weights, "source": "ours",
                 "n_pairs": len(split.test), "profile": prof.name}
         for metric in METRICS:
             values = [float(m[metric]) for m in per_seed]

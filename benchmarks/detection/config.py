@@ -47,6 +47,7 @@ class DetectionProfile:
     fusion_methods: str = "all"     # "all" | "mmdrfuse" (only MMDRFuse's weights; baselines need --methods)
     yolo_weights: str | None = None  # initial weights: a name of weights.YOLO_WEIGHTS or a path (None: from scratch);
     #                                  --yolo-weights / $MMDRFUSE_YOLO_WEIGHTS / ctx.yolo_weights come first
+    table: str = TABLE              # output stem: <out>/<table>.{csv,tex,md}, .provenance.json, .seeds.csv
 
     def all_seeds(self) -> tuple[int, ...]:
         """The training seeds of this profile: ``seeds`` if given, else ``(seed,)``."""
@@ -58,9 +59,10 @@ class DetectionProfile:
 
     def key_settings(self) -> dict[str, Any]:
         """The settings that define one detector run (for result keys): every field but ``seeds`` and
-        ``yolo_weights`` (the initial weights enter the key as their file's sha256, whatever named them). A seed-0 run
+        ``yolo_weights`` (the initial weights enter the key as their file's sha256, whatever named them) and ``table``
+        (where the report goes). A seed-0 run
         keys as it did before ``seeds`` existed, so earlier results stay valid."""
-        return {k: v for k, v in dataclasses.asdict(self).items() if k not in ("seeds", "yolo_weights")}
+        return {k: v for k, v in dataclasses.asdict(self).items() if k not in ("seeds", "yolo_weights", "table")}
 
     def train_args(self) -> dict[str, Any]:
         """Keyword arguments for ``YOLO.train`` that come from the profile."""

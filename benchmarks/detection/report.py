@@ -16,9 +16,10 @@ from benchmarks.report import provenance, write_outputs
 from mmdrfuse.atomic import write_text
 
 
-def write_reports(df: pd.DataFrame, out_dir: Path, prov: dict) -> list[Path]:
-    """``out_dir/detection.{csv,tex,md}`` + ``detection.provenance.json`` via :mod:`benchmarks.report`."""
-    return write_outputs(df, out_dir, TABLE, prov)
+def write_reports(df: pd.DataFrame, out_dir: Path, prov: dict, table: str = TABLE) -> list[Path]:
+    """``out_dir/<table>.{csv,tex,md}`` + ``<table>.provenance.json`` via :mod:`benchmarks.report` (``table``: the
+    profile's output stem, ``detection`` unless the profile names another)."""
+    return write_outputs(df, out_dir, table, prov)
 
 
 def protocol_text(prof: DetectionProfile, data: DetectionData | None, split: Split, yolo_weights,
@@ -55,15 +56,15 @@ def finish(df: pd.DataFrame, out_dir: Path, prof: DetectionProfile, data: Detect
         flags.append(f"detector partly pretrained: {transfer['transferred']} tensors from {transfer['file']}; "
                      f"{transfer['fresh']} of the model's (YOLOv5 v6 weights: the detection head) start from scratch")
     prov = provenance(
-        TABLE, profile=prof.name, command=command,
+        prof.table, profile=prof.name, command=command,
         data={"dataset": data.name if data else None, "train_pairs": len(split.train), "test_pairs": len(split.test),
               "split": split.rule, "test_stems": list(split.test)},
         weights={"yolo_init": transfer["sha256"] if transfer else None},
         yolo_init=transfer,
         flags=flags, notes=[protocol, FIG8_NOTE] + [f"{k}: no row ({v})" for k, v in (unavailable or {}).items()],
         settings={**dataclasses.asdict(prof), "seeds": list(prof.all_seeds())})
-    written = write_reports(df, out_dir, prov)
-    seeds_csv = Path(out_dir) / f"{TABLE}.seeds.csv"
+    written = write_reports(df, out_dir, prov, prof.table)
+    seeds_csv = Path(out_dir) / f"{prof.table}.seeds.csv"
     if per_seed and len(prof.all_seeds()) > 1:
         write_text(seeds_csv, pd.DataFrame(list(per_seed)).to_csv(index=False, float_format=lambda v: repr(float(v)),
                                                                    lineterminator="\n"))
