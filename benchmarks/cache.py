@@ -211,7 +211,11 @@ class FusedCache:
     def select(located, max_pairs: int | None = None) -> list[images.Pair]:
         """The pairs of a data set sorted by stem; with ``max_pairs``, that many evenly spaced ones (first and last
         included), the same every time."""
-        pairs = images.match_stems(located.ir_dir, located.vis_dir, skip_bad=True, skipped=[])
+        found: dict[str, images.Pair] = {}
+        for ir_dir, vis_dir in located.folder_pairs:
+            for p in images.match_stems(ir_dir, vis_dir, skip_bad=True, skipped=[]):
+                found.setdefault(p.stem, p)  # a stem in two folders: the data set's own layout wins
+        pairs = [found[s] for s in sorted(found)]
         if not max_pairs or max_pairs >= len(pairs):
             return pairs
         idx = sorted({int(round(i)) for i in np.linspace(0, len(pairs) - 1, int(max_pairs))})
@@ -246,6 +250,7 @@ class FusedCache:
                           "sha256": run.sha256, "code": run.code, "dataset": located.name,
                           "ir_dir": str(located.ir_dir),
                           "vis_dir": str(located.vis_dir), "note": run.note,
+                          "more_dirs": [[str(a), str(b)] for a, b in located.more],
                           "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
 
     def metrics(self, run: MethodRun, located, pairs: Sequence[images.Pair], metrics: Sequence[str],

@@ -29,6 +29,25 @@ def paper_metrics() -> list[str]:
     return list(PAPER_METRICS)
 
 
+def main_stems(loc) -> set[str]:
+    """Stems of a located data set's own layout, without its supplements (LLVIP: the 15 public samples)."""
+    from mmdrfuse.images import match_stems
+    return {p.stem for p in match_stems(loc.ir_dir, loc.vis_dir, skip_bad=True, skipped=[])}
+
+
+def _mean_rows(table: str, dataset: str, run, per, metrics, profile: str, notes: list[str]) -> list[dict]:
+    """One tidy row per metric: the mean of ``per``'s per-image values (a NaN is noted, and the mean is NaN)."""
+    rows = []
+    for m in metrics:
+        vals = per[m].to_numpy(dtype=float)
+        if np.isnan(vals).any():
+            notes.append(f"{run.label} on {dataset}: {m} is undefined (NaN) on {int(np.isnan(vals).sum())} "
+                         "image(s); the mean is NaN")
+        rows.append({"table": table, "dataset": dataset, "method": run.method, "weights": run.weights, "metric": m,
+                     "value": float(np.mean(vals)), "source": "ours", "n_pairs": len(per), "profile": profile})
+    return rows
+
+
 def quality_table(ctx, table: str, dataset_names, extra_notes=()) -> list[Path]:
     """Fuse (cached), evaluate and report one quality table; returns the files written."""
     metrics = paper_metrics()
@@ -45,8 +64,10 @@ def quality_table(ctx, table: str, dataset_names, extra_notes=()) -> list[Path]:
             flags.append(loc.flag)
             ctx.say(f"FLAG: {loc.flag}")
         all_pairs = ctx.cache.select(loc)
+        own = main_stems(loc) if loc.more else set()  # LLVIP: the 15 samples among the 64 pairs
         data_info[loc.name] = {"found_pairs": loc.n_pairs, "paper_pairs": loc.spec.paper_pairs,
-                               "ir_dir": str(loc.ir_dir), "vis_dir": str(loc.vis_dir), "used_pairs": {}}
+                               "ir_dir": str(loc.ir_dir), "vis_dir": str(loc.vis_dir), "used_pairs": {},
+                               "more_dirs": [[str(a), str(b)] for a, b in loc.more]}
         record = data.download_record(loc.name, loc.root)  # address and sha256 of the archive, when downloaded
         if record:
             data_info[loc.name]["download"] = record
@@ -60,19 +81,21 @@ def quality_table(ctx, table: str, dataset_names, extra_notes=()) -> list[Path]:
                 notes.append(f"{run.label} on {loc.name}: no values of ours ({exc})")
                 ctx.say(f"warning: {run.label} on {loc.name}: {exc}")
                 continue
-            for m in metrics:
-                vals = per[m].to_numpy(dtype=float)
-                if np.isnan(vals).any():
-                    notes.append(f"{run.label} on {loc.name}: {m} is undefined (NaN) on "
-                                 f"{int(np.isnan(vals).sum())} image(s); the mean is NaN")
-                rows.append({"table": table, "dataset": loc.name, "method": run.method, "weights": run.weights,
-                             "metric": m, "value": float(np.mean(vals)), "source": "ours", "n_pairs": len(per),
-                             "profile": ctx.profile})
+            rows += _mean_rows(table, loc.name, run, per, metrics, ctx.profile, notes)
+            own_per = per[per["stem"].astype(str).isin(own)]
+            if len(own_per):  # the layout's own pairs alone too (LLVIP-15: the set of earlier runs and references)
+                rows += _mean_rows(table, f"{loc.name}-{len(own)}", run, own_per, metrics, ctx.profile, notes)
             data_info[loc.name]["used_pairs"][run.label] = len(per)
             weights_info[run.label] = run.sha256
             if len(per) < len(all_pairs):
                 subsets.setdefault(loc.name, set()).add(len(per))
     rows += [r for r in pv.paper_rows(table)]
+    for loc in located:
+        if loc.more:
+            n_own = len(main_stems(loc))
+            notes.append(f"{loc.name}-{n_own}: the same methods on the {n_own} pairs of "
+                         f"{loc.ir_dir.relative_to(loc.root).parent} alone (the set of earlier runs and of the "
+                         f"authors'-evaluator reference values); {loc.name} itself is all {loc.n_pairs} pairs found")
     for name, sizes in subsets.items():
         notes.append(f"{name}: some methods were evaluated on {'/'.join(map(str, sorted(sizes)))} evenly spaced pairs "
                      f"only (profile {ctx.profile}; see n_pairs in the CSV); their values are not comparable with "

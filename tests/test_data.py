@@ -96,11 +96,37 @@ def test_full_layout_preferred_over_samples(no_env):
 
 
 def test_shared_llvip_is_flagged(shared_data):
-    f = data.locate("LLVIP", shared_data)
-    assert f.n_pairs == 15 and f.short and "15 of the paper's 250" in f.flag
+    f = data.locate("LLVIP", shared_data)  # the 15 public samples + the 49 extra test pairs (SOURCES.md)
+    assert f.n_pairs == 64 and f.short and "64 of the paper's 250" in f.flag
+    assert f.ir_dir == shared_data / "LLVIP/test_samples/ir"
+    assert f.more == ((shared_data / "LLVIP/test_extra/ir", shared_data / "LLVIP/test_extra/vi"),)
     for name, n in (("MSRS", 361), ("RoadScene", 50), ("MRI-SPECT", 73), ("MRI-PET", 42)):
         g = data.locate(name, shared_data)
         assert g.n_pairs == n and g.flag is None
+
+
+def test_supplements_join_a_short_layout_only(no_env):
+    """LLVIP's 49 extra test pairs join its samples (64 pairs, flagged); a stem in both counts once and the samples'
+    file is used; with the full test split (250 pairs) they are not added."""
+    from benchmarks.cache import FusedCache
+    root = no_env / "d"
+    _touch_pairs(root, "LLVIP/test_samples/ir", "LLVIP/test_samples/vi", 3, ".jpg")  # 00000-00002
+    for rel in ("LLVIP/test_extra/ir", "LLVIP/test_extra/vi"):
+        (root / rel).mkdir(parents=True)
+        for stem in ("00002", "1", "2"):  # 00002 is also a sample
+            (root / rel / f"{stem}.jpg").write_bytes(b"")
+    f = data.locate("LLVIP", root)
+    assert f.n_pairs == 5 and f.more == ((root / "LLVIP/test_extra/ir", root / "LLVIP/test_extra/vi"),)
+    assert "5 of the paper's 250" in f.flag and "LLVIP/test_samples + LLVIP/test_extra" in f.flag
+    pairs = FusedCache.select(f)
+    assert [p.stem for p in pairs] == ["00000", "00001", "00002", "1", "2"]
+    assert pairs[2].paths[0] == root / "LLVIP/test_samples/ir/00002.jpg"
+    assert pairs[3].paths == (root / "LLVIP/test_extra/ir/1.jpg", root / "LLVIP/test_extra/vi/1.jpg")
+    _touch_pairs(root, "LLVIP/infrared/test", "LLVIP/visible/test", 250, ".jpg")
+    full = data.locate("LLVIP", root)
+    assert full.n_pairs == 250 and full.more == () and full.flag is None
+    _touch_pairs(root, "MSRS/test/ir", "MSRS/test/vi", 2)
+    assert data.locate("MSRS", root).more == ()  # no supplements registered
 
 
 def test_cli_list(no_env, capsys):
@@ -204,6 +230,25 @@ def test_datasets_sharing_an_archive_download_it_once(no_env, monkeypatch):
         assert srv.hits == 1
     assert [(f.name, f.n_pairs) for f in found] == [("MRI-PET", 1), ("MRI-SPECT", 1)]
     assert _leftovers(root) == ["MRI_PET", "MRI_SPECT", data.RECORD_FILE]
+
+
+def test_download_extra_leaves_out_excluded_files(no_env, monkeypatch):
+    """LLVIP's extra test pairs (an archive of 50 renamed pairs): no. 29, a duplicate of sample 190001, is left out;
+    the samples already present are not fetched again."""
+    files = {f"test/LLVIP/{mod}/{stem}.jpg": _png(int(stem)) for mod in ("ir", "vi") for stem in ("1", "2", "29")}
+    payload = _zip_bytes("LENFsuion-13cfbd6", files)
+    root = no_env / "dl"
+    _touch_pairs(root, "LLVIP/test_samples/ir", "LLVIP/test_samples/vi", 3, ".jpg")
+    spec = data.REGISTRY["LLVIP"]
+    [extra] = spec.extras
+    assert extra.exclude == ("test/LLVIP/ir/29.jpg", "test/LLVIP/vi/29.jpg")
+    with _Server(payload) as srv:
+        monkeypatch.setitem(data.REGISTRY, "LLVIP", type(spec)(**{**spec.__dict__, "extras": (type(extra)(
+            srv.url, None, extra.members, extra.provenance, extra.exclude),)}))
+        [f] = data.download("LLVIP", root, progress=False)
+        assert srv.hits == 1
+    assert sorted(p.name for p in (root / "LLVIP/test_extra/vi").iterdir()) == ["1.jpg", "2.jpg"]
+    assert f.n_pairs == 5 and "5 of the paper's 250" in f.flag
 
 
 def test_download_checksum_mismatch_refused(no_env, archive):

@@ -257,6 +257,40 @@ def test_quality_table_flags_short_dataset_and_subsets(tmp_path):
     assert "FLAG: LLVIP" in (ctx.out_dir / "table4.md").read_text()
 
 
+def test_quality_table_llvip_samples_and_extra_pairs(tmp_path):
+    """LLVIP = the samples + the extra test pairs (flagged 6 of 250 here); LLVIP-4 = the same method on the samples
+    alone, each mean over its own pairs (the fake evaluator's SD is the fused image's std)."""
+    from benchmarks.table4 import quality_table
+
+    root = tmp_path / "data"
+    values = {"LLVIP/test_samples": {f"19000{i}": 40 * i for i in range(4)}, "LLVIP/test_extra": {"1": 7, "2": 250}}
+    for folder, stems in values.items():
+        for mod in ("ir", "vi"):
+            (root / folder / mod).mkdir(parents=True)
+            for stem, v in stems.items():
+                img = np.full((8, 8), v, np.uint8)
+                img[0, 0] = 0  # a non-zero std that differs between images
+                Image.fromarray(img).save(root / folder / mod / f"{stem}.png")
+    ctx = _ctx(tmp_path, evaluator=fake_evaluator)  # its data root is tmp_path / "data"
+    run, _ = _fake_run()
+    ctx._runs = ([run], {})
+    quality_table(ctx, "table4", ("LLVIP",))
+    df = pd.read_csv(ctx.out_dir / "table4.csv")
+    ours = df[(df["source"] == "ours") & (df["metric"] == "SD")].set_index("dataset")
+    assert ours.loc["LLVIP", "n_pairs"] == 6 and ours.loc["LLVIP-4", "n_pairs"] == 4
+    folder = ctx.cache.folder(run, "LLVIP")
+    sd = {p.stem: _gray(p).std() for p in folder.glob("*.png")}
+    assert ours.loc["LLVIP", "value"] == pytest.approx(np.mean(list(sd.values())))
+    assert ours.loc["LLVIP-4", "value"] == pytest.approx(np.mean([sd[s] for s in values["LLVIP/test_samples"]]))
+    prov = json.loads((ctx.out_dir / "table4.provenance.json").read_text())
+    assert any("only 6 of the paper's 250 test pairs found (LLVIP/test_samples + LLVIP/test_extra)" in f
+               for f in prov["flags"])
+    assert any(n.startswith("LLVIP-4: the same methods on the 4 pairs of LLVIP/test_samples alone")
+               for n in prov["notes"])
+    extra = root / "LLVIP/test_extra"
+    assert prov["data"]["LLVIP"]["more_dirs"] == [[str(extra / "ir"), str(extra / "vi")]]
+
+
 def test_table3_counts_for_mmdrfuse(tmp_path):
     from benchmarks import table3
 

@@ -40,7 +40,7 @@ def run(args) -> int:
         for spec in REGISTRY.values():
             f = find(spec.name, root)
             status = "missing" if f is None else ("FLAGGED" if f.flag else "ok")
-            where = (f"{f.ir_dir.relative_to(root)} + {f.vis_dir.relative_to(root)}" if f
+            where = (" ; ".join(f"{a.relative_to(root)} + {b.relative_to(root)}" for a, b in f.folder_pairs) if f
                      else " | ".join(f"{a} + {b}" for a, b in spec.layouts))
             found = f.n_pairs if f else 0
             print(f"{spec.name:12s} {spec.kind:9s} paper {spec.paper_pairs:4d}  found {found:4d}  {status:8s} {where}")

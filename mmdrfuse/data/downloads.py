@@ -169,6 +169,8 @@ def _download_one(root: Path, src_url: str, digest: str | None, group, *, progre
             if missing:
                 raise MMDRFuseError(f"{fetched.url}: folder {missing[0]!r} not in the archive; "
                                     f"the upstream layout changed, place {spec.name} by hand")
+            for rel in source.exclude:  # e.g. a duplicate of another data set's pair
+                (top / rel).unlink(missing_ok=True)
             moves += [(top / inner, root / dest) for inner, dest in source.members.items()]
             done.append((spec, role))
         for src, dest in moves:  # every folder checked before anything is moved

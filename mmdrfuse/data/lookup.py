@@ -19,7 +19,13 @@ class Located:
     root: Path
     ir_dir: Path
     vis_dir: Path
-    n_pairs: int
+    n_pairs: int  # distinct stems over every folder pair
+    more: tuple[tuple[Path, Path], ...] = ()  # the spec's supplements found for this layout (short of the paper's)
+
+    @property
+    def folder_pairs(self) -> tuple[tuple[Path, Path], ...]:
+        """(IR, VIS) folders holding the pairs: the layout's, then its supplements (a stem found twice: the first)."""
+        return ((self.ir_dir, self.vis_dir), *self.more)
 
     @property
     def name(self) -> str:
@@ -38,8 +44,9 @@ class Located:
                     "numbers are not comparable with the paper")
         parts = []
         if self.short:
+            where = " + ".join(str(ir.relative_to(self.root).parent) for ir, _ in self.folder_pairs)
             parts.append(f"only {self.n_pairs} of the paper's {self.spec.paper_pairs} test pairs found "
-                         f"({self.ir_dir.relative_to(self.root).parent}); values are not comparable with the paper's")
+                         f"({where}); values are not comparable with the paper's")
         if self.spec.unverified:
             parts.append(f"unverified: {self.spec.unverified}")
         return f"{self.name}: {'; '.join(parts)}" if parts else None
@@ -49,12 +56,12 @@ class Located:
 _IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
 
-def _count_pairs(ir_dir: Path, vis_dir: Path) -> int:
+def _pair_stems(ir_dir: Path, vis_dir: Path) -> set[str]:
     def stems(d: Path) -> set[str]:
         return {p.stem for p in d.iterdir() if p.is_file() and p.suffix.lower() in _IMAGE_EXTENSIONS
                 and not p.name.startswith(".")}
 
-    return len(stems(ir_dir) & stems(vis_dir))
+    return stems(ir_dir) & stems(vis_dir)
 
 
 def find(name: str, data_root: str | os.PathLike | None = None) -> Located | None:
@@ -64,9 +71,15 @@ def find(name: str, data_root: str | os.PathLike | None = None) -> Located | Non
     for ir_rel, vis_rel in spec.layouts:
         ir_dir, vis_dir = root / ir_rel, root / vis_rel
         if ir_dir.is_dir() and vis_dir.is_dir():
-            n = _count_pairs(ir_dir, vis_dir)
-            if n:
-                return Located(spec, root, ir_dir, vis_dir, n)
+            stems = _pair_stems(ir_dir, vis_dir)
+            if not stems:
+                continue
+            more = ()
+            if spec.paper_pairs and len(stems) < spec.paper_pairs:
+                more = tuple((root / a, root / b) for a, b in spec.supplements.get(ir_rel, ())
+                             if (root / a).is_dir() and (root / b).is_dir() and _pair_stems(root / a, root / b))
+                stems = stems.union(*(_pair_stems(a, b) for a, b in more))
+            return Located(spec, root, ir_dir, vis_dir, len(stems), more)
     return None
 
 

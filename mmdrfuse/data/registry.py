@@ -22,6 +22,7 @@ class Source:
     sha256: str | None  # of the archive; None = not known (GitHub builds archives on request; pin with --sha256)
     members: dict[str, str] = field(default_factory=dict)
     provenance: str = ""  # repository @ commit and path the files come from
+    exclude: tuple[str, ...] = ()  # files inside the archive (same paths as ``members``' keys) left out
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,8 @@ class DatasetSpec:
     note: str = ""
     extras: tuple[Source, ...] = ()  # optional archives fetched with it (e.g. MSRS's detection labels)
     unverified: str = ""  # why it is not known to be what its name says (shown by 'mmdrfuse data list', flagged)
+    supplements: dict[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)  # IR folder of a layout ->
+    #   folder pairs whose pairs join that layout when it is short of ``paper_pairs`` (LLVIP: 49 more test pairs)
 
 
 REGISTRY: dict[str, DatasetSpec] = {
@@ -69,7 +72,14 @@ REGISTRY: dict[str, DatasetSpec] = {
         licence="non-commercial research and teaching only; cite LLVIP",
         aliases=("llvip",),
         note="the paper's 250-pair test split is distributed from the homepage under its licence (manual download; "
-             "unpack so that LLVIP/infrared/test and LLVIP/visible/test exist); the archive here has 12 samples"),
+             "unpack so that LLVIP/infrared/test and LLVIP/visible/test exist); the archive here has 12 samples, "
+             "49 more test pairs come with it (LLVIP/test_extra, renamed 1..50 by their publisher)",
+        extras=(Source("https://github.com/Liling-yang/LENFsuion/archive/13cfbd6.zip", None,
+                       {"test/LLVIP/ir": "LLVIP/test_extra/ir", "test/LLVIP/vi": "LLVIP/test_extra/vi"},
+                       "Liling-yang/LENFsuion @ 13cfbd6 test/LLVIP/{ir,vi} (50 LLVIP test pairs renamed 1..50; "
+                       "no. 29 is 190001 of the samples and is left out)",
+                       exclude=("test/LLVIP/ir/29.jpg", "test/LLVIP/vi/29.jpg")),),
+        supplements={"LLVIP/test_samples/ir": (("LLVIP/test_extra/ir", "LLVIP/test_extra/vi"),)}),
     "RoadScene": DatasetSpec(
         "RoadScene", "ivif", 50, "Table 4c",
         layouts=(("RoadScene/test50/ir", "RoadScene/test50/vi"),),
