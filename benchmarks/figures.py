@@ -122,6 +122,9 @@ def fig8_subtitle(detection: pd.DataFrame) -> str:
 
 
 # ---------------------------------------------------------------------------------------------------- harness
+PRETRAINED = "detection_pretrained"  # the report of the detection profile cpu-pretrained (its ``table``)
+
+
 def _fused_file(folder: Path, stem: str) -> Path | None:
     from mmdrfuse.images import list_images
 
@@ -210,6 +213,8 @@ def run(ctx: Context) -> list[Path]:
                 _qualitative_figure(ctx, f, d, entries, p, fig_dir, ir_shown))
     attempt("fig3", lambda: _fig3_from_source(ctx, ir_shown.get("fig5"), fig_dir))
     attempt("fig8", lambda: _fig8_from_results(out, fig_dir))
+    if (out / f"{PRETRAINED}.csv").is_file():  # the fine-tuned detectors (--detection-profile cpu-pretrained)
+        attempt("fig8_pretrained", lambda: _fig8_from_results(out, fig_dir, PRETRAINED))
 
     prov = fig_dir / "figures.json"
     with contextlib.suppress(OSError):
@@ -275,12 +280,14 @@ def _fig3_from_source(ctx: Context, src: Path | None, fig_dir: Path) -> list[Pat
                              backbone=backbone.split(" (")[0] + " ImageNet")
 
 
-def _fig8_from_results(out: Path, fig_dir: Path) -> list[Path]:
-    """Fig. 8 from ``out/detection.csv`` (written by the detection target) and the times of ``out/table3.csv``."""
+def _fig8_from_results(out: Path, fig_dir: Path, table: str = "detection") -> list[Path]:
+    """Fig. 8 from ``out/<table>.csv`` (written by the detection target: ``detection`` from scratch,
+    ``detection_pretrained`` fine-tuned) and the times of ``out/table3.csv``; drawn as ``fig8`` / ``fig8_pretrained``."""
     from benchmarks.fusion_methods import fusion_times_ms
 
-    det = out / "detection.csv"
+    det = out / f"{table}.csv"
     if not det.is_file():
         raise MMDRFuseError(f"needs {det.name} in {out} (run the detection target first)")
     df = pd.read_csv(det)
-    return fig8(df, fusion_times_ms(out), fig_dir / "fig8", subtitle=fig8_subtitle(df))
+    stem = "fig8" + table.removeprefix("detection")
+    return fig8(df, fusion_times_ms(out), fig_dir / stem, subtitle=fig8_subtitle(df))

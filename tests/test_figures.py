@@ -72,6 +72,19 @@ def test_fig8_draws_seed_spread(tmp_path, times):
     assert a.shape == b.shape and np.abs(a - b).sum() > 0
 
 
+def test_fig8_from_each_detection_report(tmp_path):
+    """fig8 from detection.csv (from scratch), fig8_pretrained from detection_pretrained.csv when it exists."""
+    _detection_df().to_csv(tmp_path / "detection.csv", index=False)
+    pre = _detection_df().assign(table="detection_pretrained", profile="cpu-pretrained")
+    pre.to_csv(tmp_path / "detection_pretrained.csv", index=False)
+    _check_outputs(F._fig8_from_results(tmp_path, tmp_path / "fig"))
+    pretrained = F._fig8_from_results(tmp_path, tmp_path / "fig", F.PRETRAINED)
+    _check_outputs(pretrained)
+    assert sorted(p.name for p in pretrained) == ["fig8_pretrained.pdf", "fig8_pretrained.png"]
+    with pytest.raises(MMDRFuseError, match="needs detection_pretrained.csv"):
+        F._fig8_from_results(tmp_path / "fig", tmp_path / "fig", F.PRETRAINED)
+
+
 def test_fig8_subtitle_from_the_detection_rows():
     assert F.fig8_subtitle(_detection_df()) == "MSRS, quick profile, 3 test pairs"
     mixed = pd.concat([_detection_df(), _detection_df().assign(dataset="LLVIP", n_pairs=250)])
