@@ -44,7 +44,7 @@ class Context:
     work_dir: Path | None = None  # heavy files of the training targets (None: ablations beside the cache,
     #                               detection under <user cache>/mmdrfuse/detection)
     yolo_weights: str | None = None  # initial detector weights (None: $MMDRFUSE_YOLO_WEIGHTS, else from scratch)
-    detection_profile: str | None = None  # profile of benchmarks/detection/profiles.yaml (None: ``profile``'s name)
+    pretrained: bool = False  # detection: the paper's fine-tuning from COCO weights (detection/profiles.yaml)
     vgg_weights: str | None = None  # VGG-19 weights of Fig. 3 (None: mmdrfuse.vgg's search)
     figure_stems: dict[str, str] | None = None  # data set -> pair shown in Figs. 5-7 (None: chosen by the figures)
     downloads: list[dict] = field(default_factory=list)  # files fetched for this run (address, sha256)

@@ -74,7 +74,7 @@ def build_context(args: argparse.Namespace) -> Context:
                   weights_root=paths.weights_root(args.weights_root), out_dir=paths.results_dir(args.out),
                   methods=args.methods, datasets=args.datasets, device=args.device, seeds=args.seeds,
                   yolo_weights=getattr(args, "yolo_weights", None),
-                  detection_profile=getattr(args, "detection_profile", None),
+                  pretrained=args.pretrained,
                   cache=FusedCache(cache_root, progress=not args.quiet),
                   command=" ".join(["python -m benchmarks.run", *map(shlex.quote, args.argv)]), progress=not args.quiet)
     wanted = ctx.settings.get("datasets", list(data.PAPER_DATASETS))
@@ -116,9 +116,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                     help="initial detector weights of the detection target: an Ultralytics checkpoint, a YOLOv5 v6 "
                          "state dict (backbone and neck transferred) or a named file under the weights root "
                          "(default: $MMDRFUSE_YOLO_WEIGHTS, else the detection profile's, else from scratch)")
-    ap.add_argument("--detection-profile", default=None, metavar="NAME",
-                    help="detector profile of the detection target (benchmarks/detection/profiles.yaml, e.g. "
-                         "cpu-pretrained; default: the one named like --profile)")
+    ap.add_argument("--pretrained", action="store_true",
+                    help="detection: fine-tune from the COCO-trained YOLOv5n as the paper (3 epochs, 640 px, seeds "
+                         "0-2; benchmarks/detection/profiles.yaml 'pretrained'); results in detection_pretrained.*")
     ap.add_argument("--synthetic", action="store_true", help="use the synthetic demo set even if real data exists")
     ap.add_argument("--offline", action="store_true",
                     help="download nothing (default: missing data sets and weights are fetched); "

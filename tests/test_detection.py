@@ -170,16 +170,19 @@ def test_profiles():
         det.load_profile("quik")
 
 
-def test_pretrained_profile_is_the_papers_fine_tuning_where_it_can_be():
-    p = det.load_profile("cpu-pretrained")
+def test_pretrained_is_the_papers_fine_tuning_over_a_profile():
+    p = det.load_profile("cpu", pretrained=True)
     # the paper's protocol: SGD, batch 16, 3 epochs, pretrained; at the paper's (YOLOv5's default) 640 px
     assert (p.optimizer, p.batch, p.epochs, p.imgsz, p.yolo_weights) == ("SGD", 16, 3, 640, "yolov5n-coco")
     assert p.close_mosaic == 0 and p.nbs == 16 and p.all_seeds() == (0, 1, 2)
-    # its report goes beside the from-scratch one, never over it; where the report goes is not part of a job's key
-    assert p.table == "detection_pretrained" and det.load_profile("cpu").table == "detection"
-    assert "table" not in p.key_settings()
-    with pytest.raises(MMDRFuseError, match="did you mean 'cpu-pretrained'"):
-        det.load_profile("cpu-pretrain")
+    # on the profile's data and split, under its own name (its jobs' keys and folder) and report, never over the
+    # from-scratch one; where the report goes is not part of a job's key
+    cpu = det.load_profile("cpu")
+    assert (p.name, p.dataset, p.n_train, p.n_test) == ("cpu-pretrained", cpu.dataset, cpu.n_train, cpu.n_test)
+    assert p.table == "detection_pretrained" and cpu.table == "detection" and cpu.yolo_weights is None
+    assert "table" not in p.key_settings() and p.key_settings()["name"] == "cpu-pretrained"
+    assert det.load_profile("quick", pretrained=True, seeds=[0]).all_seeds() == (0,)  # --seeds still wins
+    assert det.load_profile("paper", pretrained=True).model == "yolov5n.yaml"  # the model the COCO file fits
 
 
 def test_llvip_protocol_missing_data_is_clear(tmp_path):
@@ -368,23 +371,29 @@ def test_finish_writes_the_profiles_table(tmp_path, monkeypatch):
         "detection_pretrained"
 
 
-def test_harness_detection_profile_option(tmp_path, monkeypatch):
-    """``benchmarks.run detection --profile cpu --detection-profile cpu-pretrained``: the detector profile is the named
-    one (a typo fails with a suggestion); without the option it is the one named like --profile."""
+def test_pretrained_option_reaches_the_detection_target(tmp_path, monkeypatch, capsys):
+    """``benchmarks.run detection --profile cpu --pretrained`` and ``python -m benchmarks.detection --pretrained``
+    load the cpu profile with the pretrained settings; without the flag, the profile alone."""
     from benchmarks import run as harness
-    args = harness.parse_args(["detection", "--profile", "cpu", "--detection-profile", "cpu-pretrained"])
-    assert args.detection_profile == "cpu-pretrained"
-    assert harness.parse_args(["detection"]).detection_profile is None
-    seen = []
-    monkeypatch.setattr(det, "load_profile", lambda name, **kw: seen.append(name) or (_ for _ in ()).throw(
-        MMDRFuseError("stop here")))
+    from benchmarks.detection import cli
     from benchmarks.run import Context
-    for named, expect in ((None, "cpu"), ("cpu-pretrained", "cpu-pretrained")):
+    assert harness.parse_args(["detection", "--profile", "cpu", "--pretrained"]).pretrained is True
+    assert harness.parse_args(["detection"]).pretrained is False
+    seen = []
+
+    def fake_load(name, **kw):
+        seen.append((name, kw.get("pretrained")))
+        raise MMDRFuseError("stop here")
+
+    monkeypatch.setattr(det, "load_profile", fake_load)
+    for flag in (False, True):
         ctx = Context(profile="cpu", settings={}, data_root=tmp_path, weights_root=tmp_path, out_dir=tmp_path,
-                      detection_profile=named)
+                      pretrained=flag)
         with pytest.raises(MMDRFuseError, match="stop here"):
             det.run(ctx)
-        assert seen[-1] == expect
+    monkeypatch.setattr(cli, "load_profile", fake_load)
+    assert cli.main(["--profile", "cpu", "--pretrained"]) == 2 and "stop here" in capsys.readouterr().err
+    assert seen == [("cpu", False), ("cpu", True), ("cpu", True)]
 
 
 def test_benchmark_missing_fused_image_is_clear(tmp_path):

@@ -79,7 +79,7 @@ def fused_folders(ctx: Context, entry: MethodEntry, data: DetectionData, split: 
 
 def run(ctx: Context) -> list[Path]:
     """Harness entry (``python -m benchmarks.run detection``): every method + IR-only + visible-only -> results."""
-    prof = load_profile(ctx.detection_profile or ctx.profile, seeds=ctx.seeds)
+    prof = load_profile(ctx.profile, seeds=ctx.seeds, pretrained=ctx.pretrained)
     cfg = load_config()
     out_dir = Path(ctx.out_dir)
     datasets = [d for d in (ctx.datasets or []) if d in cfg["datasets"]]

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from benchmarks.detection.benchmark import detection_benchmark
-from benchmarks.detection.config import TABLE, YOLO_WEIGHTS_ENV, load_profile
+from benchmarks.detection.config import YOLO_WEIGHTS_ENV, load_profile
 from benchmarks.detection.data import resolve_dataset
 from benchmarks.detection.report import finish
 from benchmarks.detection.weights import YOLO_WEIGHTS, resolve_yolo_weights
@@ -39,6 +39,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help=f"where named weights live (default: ${paths.WEIGHTS_ENV}, else the cache)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--no-sources", action="store_true", help="skip the IR-only and visible-only rows")
+    p.add_argument("--pretrained", action="store_true",
+                   help="fine-tune from the COCO-trained YOLOv5n as the paper (the YAML's 'pretrained' settings over "
+                        "the profile); results in detection_pretrained.*")
     p.add_argument("--seeds", type=int, nargs="+", default=None,
                    help="detector training seeds (default: the profile's); rows are the mean (± std) over them")
     return p.parse_args(argv)
@@ -47,7 +50,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        prof = load_profile(args.profile, seeds=args.seeds)
+        prof = load_profile(args.profile, seeds=args.seeds, pretrained=args.pretrained)
         yolo_weights = resolve_yolo_weights(args.yolo_weights or prof.yolo_weights, args.weights_root)
         out = results_dir(args.out).resolve()
         work = cache_dir() / "detection"
@@ -69,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
                                  per_seed_out=per_seed)
         for path in finish(df, out, prof, data, split, yolo_weights, per_seed=per_seed):
             print(f"wrote {path}")
-        print(f"Fig. 8 (from {TABLE}.csv and table3.csv): python -m benchmarks.run figures --out {out}")
+        print(f"Fig. 8 (from {prof.table}.csv and table3.csv): python -m benchmarks.run figures --out {out}")
     except MMDRFuseError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -77,15 +77,16 @@ def load_config(path: str | os.PathLike = CONFIG_PATH) -> dict:
         return yaml.safe_load(fh)
 
 
-def load_profile(name: str, path: str | os.PathLike = CONFIG_PATH,
-                 seeds: Sequence[int] | None = None) -> DetectionProfile:
+def load_profile(name: str, path: str | os.PathLike = CONFIG_PATH, seeds: Sequence[int] | None = None,
+                 pretrained: bool = False) -> DetectionProfile:
     """The profile ``name`` from the YAML, defaults applied, optionally with other training ``seeds``; an unknown
-    name fails with a suggestion."""
+    name fails with a suggestion. ``pretrained``: the YAML's ``pretrained`` settings over the profile (the paper's
+    fine-tuning from COCO weights on the profile's data), named ``<name>-pretrained``."""
     cfg = load_config(path)
     profiles = cfg.get("profiles", {})
     if name not in profiles:
         raise unknown("detection profile", name, profiles, where=str(path))
-    values = {**cfg.get("defaults", {}), **profiles[name]}
+    values = {**cfg.get("defaults", {}), **profiles[name], **(cfg.get("pretrained", {}) if pretrained else {})}
     if seeds:
         values["seeds"] = seeds
     if values.get("seeds"):
@@ -95,7 +96,8 @@ def load_profile(name: str, path: str | os.PathLike = CONFIG_PATH,
     extra = sorted(set(values) - known)
     if extra:
         raise MMDRFuseError(f"{path}: profile {name!r} has unknown keys {extra}; known keys: {sorted(known)}")
-    return DetectionProfile(name=name, **{k: v for k, v in values.items() if k != "name"})
+    return DetectionProfile(name=f"{name}-pretrained" if pretrained else name,
+                            **{k: v for k, v in values.items() if k != "name"})
 
 
 
