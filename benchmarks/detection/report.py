@@ -31,12 +31,18 @@ def protocol_text(prof: DetectionProfile, data: DetectionData | None, split: Spl
                  f"{transfer['fresh']} of the model fresh")
     seeds = prof.all_seeds()
     seed_text = (f"seeds {list(seeds)}: one detector per seed, each cell the mean ± sample std (ddof=1) across seeds "
-                 "(the CSV keeps the std as metric <name>_std; per-seed values in detection.seeds.csv)"
+                 f"(the CSV keeps the std as metric <name>_std; per-seed values in {prof.table}.seeds.csv)"
                  if len(seeds) > 1 else f"seed {seeds[0]} (one detector per method: no seed spread measured)")
+    accumulate = max(1, round(prof.nbs / prof.batch))
+    warmup = min(prof.warmup_epochs, max(prof.epochs - 1, 0))  # Ultralytics leaves the last epoch out of warm-up
+    schedule = ("one optimizer step per batch" if accumulate == 1 else f"gradients of {accumulate} batches per step")
+    schedule += f", lr0 {prof.lr0}, {warmup:g} warm-up epoch(s), " + (
+        "mosaic in every epoch" if not prof.close_mosaic else
+        f"mosaic off for the last {min(prof.close_mosaic, prof.epochs)} epoch(s)")
     return (f"Data: {data.name if data else '?'} ({len(split.train)} train / {len(split.test)} test pairs; split: "
             f"{split.rule}); person boxes only. Detector: Ultralytics {prof.model} ({init}), {prof.optimizer}, "
-            f"batch {prof.batch}, {prof.epochs} epoch(s), imgsz {prof.imgsz}, {seed_text}; final-epoch weights "
-            "evaluated once on the test split. Paper protocol: YOLOv5, SGD, batch 16, 3 epochs, 2000 LLVIP train / "
+            f"batch {prof.batch}, {prof.epochs} epoch(s), imgsz {prof.imgsz}, {schedule}, {seed_text}; "
+            "final-epoch weights evaluated once on the test split. Paper protocol: YOLOv5, SGD, batch 16, 3 epochs, 2000 LLVIP train / "
             "250 LLVIP test pairs, COCO-pretrained implied.")
 
 
