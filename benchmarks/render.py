@@ -123,7 +123,13 @@ def _datasets(df: pd.DataFrame) -> list[str]:
 
     ds = list(dict.fromkeys(df["dataset"]))
     order = list(PAPER_PAIRS)
-    return sorted(ds, key=lambda d: (order.index(d) if d in order else len(order), ds.index(d)))
+
+    def key(d: str) -> tuple:
+        sub = re.fullmatch(r"(.+)-\d+", d)  # a subset of a paper data set (LLVIP-15) right after it
+        base = sub.group(1) if sub and sub.group(1) in order else d
+        return (order.index(base) if base in order else len(order), base != d, ds.index(d))
+
+    return sorted(ds, key=key)
 
 
 def _block_title(df: pd.DataFrame, dataset: str) -> str:

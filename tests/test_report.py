@@ -98,6 +98,17 @@ def test_markdown_from_small_csv(tmp_path):
     assert "- FLAG: short data set" in md
 
 
+def test_a_subset_block_follows_its_data_set():
+    """Table 4's LLVIP-15 (the samples among the 64 LLVIP pairs) comes right after LLVIP, before RoadScene."""
+    base = {"table": "table4", "method": "M", "weights": "w", "metric": "SD", "value": 1.0, "source": "ours",
+            "profile": "cpu"}
+    df = pd.DataFrame([{**base, "dataset": d, "n_pairs": n}
+                       for d, n in (("RoadScene", 50), ("LLVIP-15", 15), ("MSRS", 361), ("LLVIP", 64))])
+    heads = [ln for ln in report.to_markdown(df).splitlines() if ln.startswith("### ")]
+    assert heads == ["### MSRS, 361 pairs (ours)", "### LLVIP, 64 pairs (ours)", "### LLVIP-15, 15 pairs (ours)",
+                     "### RoadScene, 50 pairs (ours)"]
+
+
 def test_paper_only_rows_and_join_by_method():
     rows = pv.paper_rows("table5")
     rows += [{"table": "table5", "dataset": "MRI-PET", "method": "TarDAL", "weights": "tardal.pt", "metric": "SD",
