@@ -48,7 +48,9 @@ def resolve_yolo_weights(value: str | os.PathLike | None,
         p = entry.local_path(weights_root)
         if not p.is_file():
             raise BadInputError(f"YOLO weights {s!r} not found at {p}; point --weights-root / ${paths.WEIGHTS_ENV} "
-                                f"at the folder holding {entry.relpath}, or pass a file to --yolo-weights", str(p))
+                                f"at the folder holding {entry.relpath}, or pass a file to --yolo-weights "
+                                "(online, Ultralytics' yolov5nu.pt from github.com/ultralytics/assets/releases is "
+                                "the equivalent)", str(p))
         if entry.sha256 and sha256_file(p) != entry.sha256:
             raise BadInputError(f"{p}: not the file named {s!r} (sha256 differs from the pinned "
                                 f"{entry.sha256[:12]}...); replace it or pass the file by path", str(p))
