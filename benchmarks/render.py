@@ -22,6 +22,7 @@ TABLE_TITLES = {
     "table4": "Table 4: infrared-visible fusion",
     "table5": "Table 5: medical image fusion",
     "detection": "Fig. 8: pedestrian detection",
+    "detection_pretrained": "Fig. 8: pedestrian detection, detector fine-tuned from COCO weights",
 }
 
 

@@ -30,7 +30,7 @@ __all__ = ["DECIMALS", "DEMO_FLAG", "LOWER_IS_BETTER", "METRIC_LABELS", "METRIC_
            "real_results_in", "regenerate", "run_context", "tidy_frame", "to_latex", "to_markdown", "validate_tidy",
            "wide_rows", "write_outputs", "write_tidy"]
 
-TARGET_ORDER = ("table1", "table2", "table3", "table4", "table5", "detection")
+TARGET_ORDER = ("table1", "table2", "table3", "table4", "table5", "detection", "detection_pretrained")
 
 
 def write_outputs(df: pd.DataFrame | Iterable[dict], out_dir: str | os.PathLike, target: str, prov: dict) -> list[Path]:
