@@ -139,8 +139,8 @@ def _choose_stem(stems: Sequence[str], preferred: str | None = None) -> str:
 
 
 def _qualitative_inputs(ctx: Context, dataset: str, entries, log, preferred: str | None = None
-                        ) -> tuple[object, str, dict[str, Path]]:
-    """(located data set, chosen stem, {label: fused image}) for one qualitative figure.
+                        ) -> tuple[object, str, tuple[Path, Path], dict[str, Path]]:
+    """(located data set, chosen stem, its two source images, {label: fused image}) for one qualitative figure.
 
     With the harness cache the stem is chosen among the pairs the tables fuse anyway (so nothing big is re-fused) and
     only that one pair is fused for a method that lacks it; otherwise ``ctx.fused_dir(method, dataset)``."""
@@ -167,7 +167,7 @@ def _qualitative_inputs(ctx: Context, dataset: str, entries, log, preferred: str
                 fused[e.key] = folder / f"{stem}.png"
             except Exception as exc:  # noqa: BLE001 - a method that cannot fuse is left out and logged
                 log(f"figures: {dataset}: {e.key} left out ({exc.__class__.__name__}: {exc})")
-        return loc, stem, fused
+        return loc, stem, tuple(by_stem[stem].paths), fused  # the pair may be in a supplement folder (LLVIP)
     folders = {}
     for e in entries:
         try:
@@ -180,7 +180,8 @@ def _qualitative_inputs(ctx: Context, dataset: str, entries, log, preferred: str
     if not stems:
         raise MMDRFuseError(f"no pair of {dataset} is fused by every method")
     stem = _choose_stem(list(stems), preferred)
-    return loc, stem, {k: _fused_file(d, stem) for k, d in folders.items()}
+    sources = (list_images(loc.ir_dir)[stem], list_images(loc.vis_dir)[stem])
+    return loc, stem, sources, {k: _fused_file(d, stem) for k, d in folders.items()}
 
 
 def run(ctx: Context) -> list[Path]:
@@ -248,18 +249,15 @@ def _qualitative_plan(ctx: Context) -> dict[str, tuple[str, str | None]]:
 def _qualitative_figure(ctx: Context, fig_name: str, dataset: str, entries, preferred: str | None, fig_dir: Path,
                         ir_shown: dict[str, Path]) -> list[Path]:
     """One of Figs. 5-7; records the IR image it shows in ``ir_shown``."""
-    from mmdrfuse.images import list_images
-
     if not entries:
         raise MMDRFuseError("no fusion method can run")
-    loc, stem, fused = _qualitative_inputs(ctx, dataset, entries, ctx.say, preferred)
+    loc, stem, (ir, vis), fused = _qualitative_inputs(ctx, dataset, entries, ctx.say, preferred)
     if not fused:
         raise MMDRFuseError(f"no method produced a fused image of {dataset} pair {stem}")
-    ir, vis = list_images(loc.ir_dir), list_images(loc.vis_dir)
-    ir_shown[fig_name] = ir[stem]
+    ir_shown[fig_name] = ir
     flag = "\n[" + textwrap.fill(loc.flag, 110) + "]" if loc.flag else ""
     a, b = loc.spec.slots
-    return qualitative_grid({a: ir[stem], b: vis[stem]}, fused, fig_dir / fig_name,
+    return qualitative_grid({a: ir, b: vis}, fused, fig_dir / fig_name,
                             title=f"{fig_name.replace('fig', 'Fig. ')}: {dataset}, pair {stem}{flag}")
 
 

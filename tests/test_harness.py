@@ -291,6 +291,25 @@ def test_quality_table_llvip_samples_and_extra_pairs(tmp_path):
     assert prov["data"]["LLVIP"]["more_dirs"] == [[str(extra / "ir"), str(extra / "vi")]]
 
 
+def test_qualitative_pair_from_a_supplement_folder(tmp_path):
+    """A figure's LLVIP pair may be one of the extra test pairs: its sources come from LLVIP/test_extra."""
+    from benchmarks import figures
+    from benchmarks.fusion_methods import MethodEntry
+
+    root = tmp_path / "data"
+    for folder, stems in (("LLVIP/test_samples", ("190001",)), ("LLVIP/test_extra", ("1", "2"))):
+        for mod in ("ir", "vi"):
+            (root / folder / mod).mkdir(parents=True)
+            for stem in stems:
+                Image.fromarray(np.full((8, 8), 9, np.uint8)).save(root / folder / mod / f"{stem}.png")
+    ctx = _ctx(tmp_path)
+    run, _ = _fake_run()
+    loc, stem, sources, fused = figures._qualitative_inputs(ctx, "LLVIP", [MethodEntry("Fake", "Fake", "none", run)],
+                                                            lambda *_: None, preferred="2")
+    assert stem == "2" and sources == (root / "LLVIP/test_extra/ir/2.png", root / "LLVIP/test_extra/vi/2.png")
+    assert fused == {"Fake": ctx.cache.folder(run, "LLVIP") / "2.png"} and fused["Fake"].is_file()
+
+
 def test_table3_counts_for_mmdrfuse(tmp_path):
     from benchmarks import table3
 
