@@ -280,7 +280,8 @@ def _fig3_from_source(ctx: Context, src: Path | None, fig_dir: Path) -> list[Pat
 
 def _fig8_from_results(out: Path, fig_dir: Path, table: str = "detection") -> list[Path]:
     """Fig. 8 from ``out/<table>.csv`` (written by the detection target: ``detection`` from scratch,
-    ``detection_pretrained`` fine-tuned) and the times of ``out/table3.csv``; drawn as ``fig8`` / ``fig8_pretrained``."""
+    ``detection_pretrained`` fine-tuned) and the times of ``out/table3.csv``; drawn as ``fig8`` /
+    ``fig8_pretrained``."""
     from benchmarks.fusion_methods import fusion_times_ms
 
     det = out / f"{table}.csv"
