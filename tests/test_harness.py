@@ -498,13 +498,14 @@ def test_e2e_table5_two_pairs_per_dataset(tmp_path, shared_data, shared_weights,
             assert row["value"].item() == pytest.approx(per.loc[["11", "12"], m].mean())
 
 
-def test_seeds_option_reaches_the_context(tmp_path):
-    args = brun.parse_args(["detection", "--profile", "cpu", "--seeds", "0", "1", "--data-root", str(tmp_path),
-                            "--weights-root", str(tmp_path), "--out", str(tmp_path / "res"),
+def test_seeds_and_pretrained_options_reach_the_context(tmp_path):
+    args = brun.parse_args(["detection", "--profile", "cpu", "--seeds", "0", "1", "--pretrained", "--data-root",
+                            str(tmp_path), "--weights-root", str(tmp_path), "--out", str(tmp_path / "res"),
                             "--cache", str(tmp_path / "cache")])
     ctx = brun.build_context(args)
-    assert ctx.seeds == [0, 1] and "--seeds 0 1" in ctx.command
-    assert brun.build_context(brun.parse_args(["detection", "--data-root", str(tmp_path)])).seeds is None
+    assert ctx.seeds == [0, 1] and "--seeds 0 1" in ctx.command and ctx.pretrained
+    plain = brun.build_context(brun.parse_args(["detection", "--data-root", str(tmp_path)]))
+    assert plain.seeds is None and not plain.pretrained
 
 
 def test_baselines_option_overrides_the_profile(tmp_path, shared_weights):

@@ -58,10 +58,9 @@ class DetectionProfile:
         return dataclasses.replace(self, seed=int(seed), seeds=())
 
     def key_settings(self) -> dict[str, Any]:
-        """The settings that define one detector run (for result keys): every field but ``seeds`` and
-        ``yolo_weights`` (the initial weights enter the key as their file's sha256, whatever named them) and ``table``
-        (where the report goes). A seed-0 run
-        keys as it did before ``seeds`` existed, so earlier results stay valid."""
+        """The settings that define one detector run (for result keys): every field but ``seeds``, ``yolo_weights``
+        (the initial weights enter the key as their file's sha256, whatever named them) and ``table`` (where the
+        report goes). A seed-0 run keys as it did before ``seeds`` existed, so earlier results stay valid."""
         return {k: v for k, v in dataclasses.asdict(self).items() if k not in ("seeds", "yolo_weights", "table")}
 
     def train_args(self) -> dict[str, Any]:

@@ -42,8 +42,8 @@ def protocol_text(prof: DetectionProfile, data: DetectionData | None, split: Spl
     return (f"Data: {data.name if data else '?'} ({len(split.train)} train / {len(split.test)} test pairs; split: "
             f"{split.rule}); person boxes only. Detector: Ultralytics {prof.model} ({init}), {prof.optimizer}, "
             f"batch {prof.batch}, {prof.epochs} epoch(s), imgsz {prof.imgsz}, {schedule}, {seed_text}; "
-            "final-epoch weights evaluated once on the test split. Paper protocol: YOLOv5, SGD, batch 16, 3 epochs, 2000 LLVIP train / "
-            "250 LLVIP test pairs, COCO-pretrained implied.")
+            "final-epoch weights evaluated once on the test split. Paper protocol: YOLOv5, SGD, batch 16, 3 epochs, "
+            "2000 LLVIP train / 250 LLVIP test pairs, COCO-pretrained implied.")
 
 
 def finish(df: pd.DataFrame, out_dir: Path, prof: DetectionProfile, data: DetectionData | None, split: Split,
