@@ -65,6 +65,10 @@ def quality_table(ctx, table: str, dataset_names, extra_notes=()) -> list[Path]:
             ctx.say(f"FLAG: {loc.flag}")
         all_pairs = ctx.cache.select(loc)
         own = main_stems(loc) if loc.more else set()  # LLVIP: the 15 samples among the 64 pairs
+        if own:
+            notes.append(f"{loc.name}-{len(own)}: the same methods on the {len(own)} pairs of "
+                         f"{loc.ir_dir.relative_to(loc.root).parent} alone (the set of earlier runs and of the "
+                         f"authors'-evaluator reference values); {loc.name} itself is all {loc.n_pairs} pairs found")
         data_info[loc.name] = {"found_pairs": loc.n_pairs, "paper_pairs": loc.spec.paper_pairs,
                                "ir_dir": str(loc.ir_dir), "vis_dir": str(loc.vis_dir), "used_pairs": {},
                                "more_dirs": [[str(a), str(b)] for a, b in loc.more]}
@@ -90,12 +94,6 @@ def quality_table(ctx, table: str, dataset_names, extra_notes=()) -> list[Path]:
             if len(per) < len(all_pairs):
                 subsets.setdefault(loc.name, set()).add(len(per))
     rows += [r for r in pv.paper_rows(table)]
-    for loc in located:
-        if loc.more:
-            n_own = len(main_stems(loc))
-            notes.append(f"{loc.name}-{n_own}: the same methods on the {n_own} pairs of "
-                         f"{loc.ir_dir.relative_to(loc.root).parent} alone (the set of earlier runs and of the "
-                         f"authors'-evaluator reference values); {loc.name} itself is all {loc.n_pairs} pairs found")
     for name, sizes in subsets.items():
         notes.append(f"{name}: some methods were evaluated on {'/'.join(map(str, sorted(sizes)))} evenly spaced pairs "
                      f"only (profile {ctx.profile}; see n_pairs in the CSV); their values are not comparable with "
