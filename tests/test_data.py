@@ -249,6 +249,15 @@ def test_download_extra_leaves_out_excluded_files(no_env, monkeypatch):
         assert srv.hits == 1
     assert sorted(p.name for p in (root / "LLVIP/test_extra/vi").iterdir()) == ["1.jpg", "2.jpg"]
     assert f.n_pairs == 5 and "5 of the paper's 250" in f.flag
+    # beside the full test split the extra pairs are not used, so not fetched (nothing is asked of the server)
+    full = no_env / "full"
+    _touch_pairs(full, "LLVIP/infrared/test", "LLVIP/visible/test", 250, ".jpg")
+    with _Server(payload) as srv:
+        monkeypatch.setitem(data.REGISTRY, "LLVIP", type(spec)(**{**spec.__dict__, "extras": (type(extra)(
+            srv.url, None, extra.members, extra.provenance, extra.exclude),)}))
+        [f] = data.download("LLVIP", full, progress=False)
+        assert srv.hits == 0
+    assert f.n_pairs == 250 and not (full / "LLVIP/test_extra").exists()
 
 
 def test_download_checksum_mismatch_refused(no_env, archive):

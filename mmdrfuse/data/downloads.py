@@ -123,7 +123,10 @@ def download(names: str | list[str], data_root: str | os.PathLike | None = None,
             if not src_url:
                 raise MMDRFuseError(f"{spec.name}: no direct download address; get it from {spec.homepage}")
             todo.setdefault((src_url, sha256 or spec.source.sha256), []).append((spec, spec.source, "main"))
+        supplement_dirs = {d for pairs in spec.supplements.values() for pair in pairs for d in pair}
         for extra in spec.extras:
+            if present is not None and not present.short and set(extra.members.values()) <= supplement_dirs:
+                continue  # pairs that only stand in for a short layout (LLVIP's extra test pairs beside the full set)
             if force or not all((root / dest).is_dir() for dest in extra.members.values()):
                 todo.setdefault((extra.url, extra.sha256), []).append((spec, extra, "extra"))
     for (src_url, _), group in todo.items():  # an archive holding other missing data sets: unpack them too
