@@ -122,9 +122,6 @@ def fig8_subtitle(detection: pd.DataFrame) -> str:
 
 
 # ---------------------------------------------------------------------------------------------------- harness
-PRETRAINED = "detection_pretrained"  # the report of the detection profile cpu-pretrained (its ``table``)
-
-
 def _fused_file(folder: Path, stem: str) -> Path | None:
     from mmdrfuse.images import list_images
 
@@ -214,8 +211,9 @@ def run(ctx: Context) -> list[Path]:
                 _qualitative_figure(ctx, f, d, entries, p, fig_dir, ir_shown))
     attempt("fig3", lambda: _fig3_from_source(ctx, ir_shown.get("fig5"), fig_dir))
     attempt("fig8", lambda: _fig8_from_results(out, fig_dir))
-    if (out / f"{PRETRAINED}.csv").is_file():  # the fine-tuned detectors (--detection-profile cpu-pretrained)
-        attempt("fig8_pretrained", lambda: _fig8_from_results(out, fig_dir, PRETRAINED))
+    pretrained = pretrained_table()
+    if (out / f"{pretrained}.csv").is_file():  # the fine-tuned detectors (detection --pretrained)
+        attempt("fig8_pretrained", lambda: _fig8_from_results(out, fig_dir, pretrained))
 
     prov = fig_dir / "figures.json"
     with contextlib.suppress(OSError):
@@ -276,6 +274,13 @@ def _fig3_from_source(ctx: Context, src: Path | None, fig_dir: Path) -> list[Pat
     ctx.say(f"figures: fig3 uses the {backbone} VGG-19")
     return fig3_vgg_features(src, fig_dir / "fig3_vgg_features", extractor, names,
                              backbone=backbone.split(" (")[0] + " ImageNet")
+
+
+def pretrained_table() -> str:
+    """The report name of the fine-tuned detectors (``pretrained.table`` of benchmarks/detection/profiles.yaml)."""
+    from benchmarks.detection.config import load_config
+
+    return load_config()["pretrained"]["table"]
 
 
 def _fig8_from_results(out: Path, fig_dir: Path, table: str = "detection") -> list[Path]:

@@ -78,11 +78,11 @@ def test_fig8_from_each_detection_report(tmp_path):
     pre = _detection_df().assign(table="detection_pretrained", profile="cpu-pretrained")
     pre.to_csv(tmp_path / "detection_pretrained.csv", index=False)
     _check_outputs(F._fig8_from_results(tmp_path, tmp_path / "fig"))
-    pretrained = F._fig8_from_results(tmp_path, tmp_path / "fig", F.PRETRAINED)
+    pretrained = F._fig8_from_results(tmp_path, tmp_path / "fig", F.pretrained_table())
     _check_outputs(pretrained)
     assert sorted(p.name for p in pretrained) == ["fig8_pretrained.pdf", "fig8_pretrained.png"]
     with pytest.raises(MMDRFuseError, match="needs detection_pretrained.csv"):
-        F._fig8_from_results(tmp_path / "fig", tmp_path / "fig", F.PRETRAINED)
+        F._fig8_from_results(tmp_path / "fig", tmp_path / "fig", F.pretrained_table())
 
 
 def test_fig8_subtitle_from_the_detection_rows():
