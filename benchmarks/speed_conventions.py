@@ -25,6 +25,14 @@ For each pair, thread count and convention: ``--warmup`` untimed calls, then ``-
 Prints median and minimum wall time and median process CPU time per pair, and the vifb / mmdrfuse ratios of the
 median wall and median CPU times. Writes nothing. Other processes on a shared machine slow every row (wall time
 most; with one thread the CPU time is the steadier measure); compare rows of the same run.
+
+``--whole-process``: the two conventions as a user runs them, ``python -m mmdrfuse evaluate`` with and without
+``--convention vifb`` on whole folders, wall time from process start to exit (the suite's whole-command timer,
+:mod:`benchmarks.whole_process`; the two commands interleaved, one untimed run each first), per pair with and
+without the start-up (``evaluate --list-metrics``), on ``--threads`` (``--threads N`` and ``OMP_NUM_THREADS=N``)
+for three folders: the MSRS test set (361 pairs, 640 x 480, colour visible) fused by the published student as gray
+images and, with ``mmdrfuse fuse --color``, as colour images (both fused first, untimed, into a temporary folder;
+``--pairs`` takes the first N), and VIFB's 21 pairs with CBF's colour fused images (sizes vary).
 """
 from __future__ import annotations
 
@@ -97,7 +105,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--runs", type=int, default=15)
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--threads", default="1,2", help="comma-separated torch thread counts")
+    ap.add_argument("--whole-process", action="store_true", help="time whole `mmdrfuse evaluate` commands on folders")
+    ap.add_argument("--repeats", type=int, default=3, help="--whole-process: timed runs per command (default 3)")
+    ap.add_argument("--pairs", type=int, default=None, help="--whole-process: the first N MSRS pairs (default all)")
     args = ap.parse_args(argv)
+    if args.whole_process:
+        return whole_process(args)
     given = [args.fused, args.ir, args.vis]
     if any(given) and not all(given):
         print("speed_conventions: give all of --fused, --ir and --vis, or none", file=sys.stderr)
@@ -129,6 +142,66 @@ def main(argv: list[str] | None = None) -> int:
                     cpu_ratio = r["cpu_ms"] / res["mmdrfuse"]["cpu_ms"]
                     print(f"{name:<18}  {threads:>7}  {case:<12}  {conv:<10}  {r['median_ms']:9.1f}  "
                           f"{r['min_ms']:7.1f}  {r['cpu_ms']:7.1f}  {ratio:5.2f}  {cpu_ratio:9.2f}")
+    return 0
+
+
+# ------------------------------------------------------------------------------------------------ whole process
+def _folders(data: Path, reference: Path, tmp: Path, pairs: int | None) -> dict[str, dict[str, Path]]:
+    """name -> {fused, ir, vis} folders: MSRS fused gray and in colour by the published student, VIFB with CBF."""
+    import subprocess
+
+    from benchmarks.whole_process import subset
+
+    msrs = subset({"ir": data / "MSRS" / "test" / "ir", "vis": data / "MSRS" / "test" / "vi"}, pairs, tmp / "msrs")
+    out = {}
+    for name, extra in (("MSRS, gray fused", []), ("MSRS, colour fused", ["--color"])):
+        fused = tmp / ("fused_colour" if extra else "fused_gray")
+        subprocess.run([sys.executable, "-m", "mmdrfuse", "fuse", "--ir", str(msrs["ir"]), "--vis", str(msrs["vis"]),
+                        "--out", str(fused), "--quiet", *extra], check=True, stdout=subprocess.DEVNULL)
+        out[name] = {"fused": fused, **msrs}
+    vifb_dir, cbf = reference / "vifb", tmp / "vifb_cbf"
+    cbf.mkdir()
+    for f in sorted((vifb_dir / "fused").glob("*_CBF.jpg")):
+        (cbf / f"{f.name[:-len('_CBF.jpg')]}.jpg").symlink_to(f.resolve())
+    out["VIFB 21, CBF colour fused"] = {"fused": cbf, "ir": vifb_dir / "input" / "IR", "vis": vifb_dir / "input" / "VI"}
+    return out
+
+
+def whole_process(args: argparse.Namespace) -> int:
+    """``--whole-process``: see the module doc."""
+    import tempfile
+
+    from benchmarks.whole_process import command_argv, compare
+    from mmdrfuse.images import match_stems
+
+    data = data_root(args.data_root)
+    reference = reference_root(args.reference_root, data)
+    need = [data / "MSRS" / "test" / "ir", data / "MSRS" / "test" / "vi", reference / "vifb" / "fused"]
+    missing = [p for p in need if not p.is_dir()]
+    if missing:
+        print(f"speed_conventions: folder missing: {missing[0]} (set --data-root / $MMDRFUSE_DATA and "
+              f"--reference-root / ${REFERENCE_ENV})", file=sys.stderr)
+        return 2
+    root = Path(__file__).resolve().parents[1]
+    print(f"{'folder':<26}  {'pairs':>5}  {'threads':>7}  {'convention':<10}  {'ms/pair':>8}  {'excl. start':>11}  "
+          f"{'ratio':>5}  {'ratio excl.':>11}")
+    with tempfile.TemporaryDirectory(prefix="mmdrfuse-conventions-") as tmp:
+        for name, folders in _folders(data, reference, Path(tmp), args.pairs).items():
+            n = len(match_stems(*folders.values()))
+            for threads in (int(t) for t in args.threads.split(",")):
+                extra = ["--threads", str(threads)]
+                argv = {"mmdrfuse": command_argv("evaluate", folders, extra=extra),
+                        "vifb": command_argv("evaluate", folders, extra=[*extra, "--convention", "vifb"])}
+                timings = compare({"mmdrfuse": root, "vifb": root}, argv, n,
+                                  ["-m", "mmdrfuse", "evaluate", "--list-metrics"], repeats=args.repeats, warmup=1,
+                                  threads=threads, progress=False, alternate=True)
+                rows = {t.label: t.row() for t in timings}
+                for conv, r in rows.items():
+                    base = rows["mmdrfuse"]
+                    print(f"{name:<26}  {n:>5}  {threads:>7}  {conv:<10}  {r['ms_per_pair_median']:8.1f}  "
+                          f"{r['ms_per_pair_excl_startup']:11.1f}  "
+                          f"{r['ms_per_pair_median'] / base['ms_per_pair_median']:5.2f}  "
+                          f"{r['ms_per_pair_excl_startup'] / base['ms_per_pair_excl_startup']:11.2f}", flush=True)
     return 0
 
 

@@ -20,7 +20,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 from mmdrfuse.images import match_stems
 
@@ -85,14 +85,16 @@ def import_only(modules: Sequence[str]) -> list[str]:
     return ["-c", "; ".join(f"import {m}" for m in modules)]
 
 
-def compare(repos: dict[str, Path], args_for: Callable[[Path], list[str]], pairs: int, startup: Sequence[str],
+def compare(repos: dict[str, Path], args_for: Callable[[Path], list[str]] | Mapping[str, Callable[[Path], list[str]]],
+            pairs: int, startup: Sequence[str],
             repeats: int = 3, warmup: int = 1, threads: int | None = None, progress: bool = True,
             alternate: bool = False, out_dir: Path | None = None) -> list[Timing]:
     """Time ``python -m mmdrfuse <args_for(out)>`` in each repo ``repeats`` times, interleaved, after ``warmup``
     untimed runs each (they also build the C kernels into the cache); each run is followed by the start-up alone,
     ``python <startup>`` (e.g. :func:`import_only`). ``alternate``: the repos' order is reversed every other timed
     round (old, new, new, old, ...). ``out`` is a fresh path per run under ``out_dir`` (default: a temporary folder
-    removed at the end); ``Timing.last_out`` names the last one."""
+    removed at the end); ``Timing.last_out`` names the last one. ``args_for`` may map each label of ``repos`` to its
+    own arguments (two commands of one checkout, e.g. two metric conventions, timed interleaved)."""
     timings = {k: Timing(k, Path(r).resolve(), [], [], pairs) for k, r in repos.items()}
     with tempfile.TemporaryDirectory(prefix="mmdrfuse-whole-") as tmp:
         for r in range(warmup + repeats):
@@ -102,7 +104,8 @@ def compare(repos: dict[str, Path], args_for: Callable[[Path], list[str]], pairs
             for t in order:
                 env = _env(t.repo, threads)
                 t.last_out = Path(out_dir or tmp) / f"{t.label}-{r}"
-                secs, cpu = _run([sys.executable, "-m", "mmdrfuse", *args_for(t.last_out)], t.repo, env)
+                argv = (args_for[t.label] if isinstance(args_for, Mapping) else args_for)(t.last_out)
+                secs, cpu = _run([sys.executable, "-m", "mmdrfuse", *argv], t.repo, env)
                 up, _ = _run([sys.executable, *startup], t.repo, env)
                 if r >= warmup:
                     t.seconds.append(secs)

@@ -426,3 +426,35 @@ def test_speed_benchmark_finds_its_pairs_or_says_which_is_missing(tmp_path, monk
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "missing" in err and "00004N" in err and "--reference-root" in err
     assert sc.main(["--fused", str(data / "f.png")]) == 2
+
+
+def test_whole_process_mode_says_which_folder_is_missing(tmp_path, capsys):
+    from benchmarks import speed_conventions as sc
+
+    data = tmp_path / "data"
+    (data / "MSRS" / "test" / "ir").mkdir(parents=True)
+    assert sc.main(["--whole-process", "--data-root", str(data), "--reference-root", str(tmp_path / "ref")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "missing" in err and str(data / "MSRS" / "test" / "vi") in err
+
+
+def test_whole_process_timer_runs_each_label_with_its_own_arguments_interleaved(tmp_path, monkeypatch):
+    """Two commands of one checkout (e.g. the two conventions): each label's runs get that label's arguments, one
+    untimed run each first, then the labels alternate (a, b, b, a)."""
+    from benchmarks import whole_process as wp
+
+    calls = []
+
+    def fake_run(argv, cwd, env):
+        calls.append(argv[1:])
+        return (0.2 if argv[-1] == "--list-metrics" else 1.0), 0.5
+
+    monkeypatch.setattr(wp, "_run", fake_run)
+    argv = {"a": lambda out: ["evaluate", "--out", str(out), "A"], "b": lambda out: ["evaluate", "--out", str(out), "B"]}
+    timings = wp.compare({"a": tmp_path, "b": tmp_path}, argv, 4, ["-m", "mmdrfuse", "evaluate", "--list-metrics"],
+                         repeats=2, warmup=1, progress=False, alternate=True, out_dir=tmp_path)
+    commands = [c[-1] for c in calls if c[-1] != "--list-metrics"]
+    assert commands == ["A", "B", "A", "B", "B", "A"]
+    assert [len(t.seconds) for t in timings] == [2, 2]
+    row = timings[0].row()
+    assert row["ms_per_pair_median"] == 250.0 and row["startup_s"] == 0.2 and row["ms_per_pair_excl_startup"] == pytest.approx(200.0)
