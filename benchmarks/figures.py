@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, Callable, Mapping, Sequence
 
 import pandas as pd
 
-from benchmarks.plots import (BOX_COLORS, fig1_left, fig3_vgg_features, new_figure, pick_boxes, qualitative_grid,
-                              save_figure, vgg_extractor, zoom_panel)
+from benchmarks.plots import (BOX_COLORS, fig1_left, fig3_vgg_features, inset_size, new_figure, pick_boxes,
+                              qualitative_grid, save_figure, vgg_extractor, zoom_panel)
 from benchmarks.report import STD_SUFFIX
 from mmdrfuse.atomic import write_json
 from mmdrfuse.errors import MMDRFuseError
@@ -32,8 +32,8 @@ from mmdrfuse.errors import MMDRFuseError
 if TYPE_CHECKING:
     from benchmarks.run import Context
 
-__all__ = ["BOX_COLORS", "QUALITATIVE", "fig1_left", "fig3_vgg_features", "fig8", "fig8_subtitle", "pick_boxes",
-           "qualitative_grid", "run", "save_figure", "vgg_extractor", "zoom_panel"]
+__all__ = ["BOX_COLORS", "QUALITATIVE", "fig1_left", "fig3_vgg_features", "fig8", "fig8_subtitle", "inset_size",
+           "pick_boxes", "qualitative_grid", "run", "save_figure", "vgg_extractor", "zoom_panel"]
 
 QUALITATIVE = {"fig5": "MSRS", "fig6": "LLVIP", "fig7": "MRI-PET"}  # figure -> data set (as in the paper)
 SOURCE_METHODS = ("IR-only", "visible-only")

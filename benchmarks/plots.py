@@ -96,9 +96,18 @@ def _rgb(path: str | os.PathLike) -> np.ndarray:
     return np.asarray(img.convert("RGB"), dtype=np.uint8)
 
 
-def pick_boxes(images: Sequence[np.ndarray], n: int = 2, frac: float = 0.2) -> list[tuple[int, int, int, int]]:
+def inset_size(w: int, h: int, H: int, W: int, zoom: float = 2.0) -> tuple[int, int]:
+    """(width, height) of the magnified crop of a w x h box that :func:`zoom_panel` pastes in a bottom corner of an
+    H x W panel: ``zoom`` times the box, at most 45% of the panel's width and height."""
+    zw = int(min(w * zoom, 0.45 * W))
+    return zw, min(int(round(zw * h / max(w, 1))), int(0.45 * H))
+
+
+def pick_boxes(images: Sequence[np.ndarray], n: int = 2, frac: float = 0.2,
+               zoom: float | None = None) -> list[tuple[int, int, int, int]]:
     """``n`` square boxes ``(x, y, w, h)`` of side ``frac * min(H, W)`` around the strongest mean gradient energy of
-    ``images`` (the sources), non-overlapping; deterministic."""
+    ``images`` (the sources), non-overlapping; deterministic. With ``zoom``, no box overlaps the bottom corners where
+    :func:`zoom_panel` pastes the magnified crops (a box under a crop would be hidden by it)."""
     from scipy import ndimage
 
     gray = np.mean([np.asarray(im, dtype=np.float64).reshape(im.shape[0], im.shape[1], -1).mean(-1) / 255.0
@@ -110,6 +119,13 @@ def pick_boxes(images: Sequence[np.ndarray], n: int = 2, frac: float = 0.2) -> l
     half = s // 2
     valid = np.full_like(score, -np.inf)
     valid[half:H - (s - half) + 1, half:W - (s - half) + 1] = score[half:H - (s - half) + 1, half:W - (s - half) + 1]
+    if zoom is not None:  # centres whose box [cx - half, cx - half + s) reaches into a corner crop's rectangle
+        zw, zh = inset_size(s, s, H, W, zoom)
+        clear = valid.copy()
+        rows = slice(max(0, H - zh - s + half + 1), H)
+        clear[rows, :max(0, zw + half)] = -np.inf
+        clear[rows, max(0, W - zw - s + half + 1):] = -np.inf
+        valid = clear if np.isfinite(clear).any() else valid  # a panel too small to keep them clear: as without
     boxes = []
     for _ in range(n):
         if not np.isfinite(valid).any():
@@ -143,9 +159,7 @@ def zoom_panel(img: np.ndarray, boxes: Sequence[tuple[int, int, int, int]], zoom
     for i, box in enumerate(boxes[:2]):
         x, y, w, h = box
         crop = Image.fromarray(img[y:y + h, x:x + w])
-        zw = int(min(w * zoom, 0.45 * W))
-        zh = int(round(zw * h / max(w, 1)))
-        zh = min(zh, int(0.45 * H))
+        zw, zh = inset_size(w, h, H, W, zoom)
         big = np.asarray(crop.resize((max(zw, 1), max(zh, 1)), Image.Resampling.BICUBIC), dtype=np.uint8).copy()
         color = BOX_COLORS[i % len(BOX_COLORS)]
         _draw_rect(big, (0, 0, big.shape[1], big.shape[0]), color, lw)
@@ -172,7 +186,7 @@ def qualitative_grid(sources: Mapping[str, str | os.PathLike], fused: Mapping[st
     if len(shapes) != 1:
         raise MMDRFuseError(f"qualitative_grid: images differ in size {sorted(shapes)}; fuse the same pair")
     if boxes is None:
-        boxes = pick_boxes([panels[k] for k in sources] or list(panels.values()))
+        boxes = pick_boxes([panels[k] for k in sources] or list(panels.values()), zoom=zoom)
     n = len(panels)
     ncols = n if n <= 5 else math.ceil(n / 2)
     nrows = math.ceil(n / ncols)

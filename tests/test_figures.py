@@ -233,3 +233,23 @@ def test_run_with_fake_cache(tmp_path, monkeypatch):
     assert status["fig3"].startswith("skipped") and "none" in status["fig3"]
     assert not (out / "figures/fig3_vgg_features.png").exists()
     assert len([p for p in written if p.suffix == ".pdf"]) == 5
+
+
+def test_pick_boxes_keeps_the_magnified_corners_clear():
+    """The strongest texture sits in the bottom-left corner, where zoom_panel pastes the first magnified crop: with
+    ``zoom`` no box reaches into either corner crop's rectangle (it would be hidden), without it the box goes there."""
+    rng = np.random.default_rng(0)
+    a = np.full((120, 160), 128, np.uint8)
+    a[90:120, 0:30] = rng.integers(0, 256, (30, 30))  # strong texture in the bottom-left corner
+    a[10:40, 60:90] = 128 + rng.integers(-20, 21, (30, 30))  # weaker texture in the upper middle
+    plain = F.pick_boxes([a], n=1, frac=0.25)
+    assert plain[0][0] < 30 and plain[0][1] + plain[0][3] > 90
+    boxes = F.pick_boxes([a], n=2, frac=0.25, zoom=2.0)
+    zw, zh = F.inset_size(30, 30, 120, 160, 2.0)
+    assert len(boxes) == 2
+    for x, y, w, h in boxes:
+        in_bottom = y + h > 120 - zh
+        assert not (in_bottom and x < zw) and not (in_bottom and x + w > 160 - zw)
+    out = F.zoom_panel(np.repeat(a[..., None], 3, -1), boxes, zoom=2.0)
+    for i, (x, y, w, h) in enumerate(boxes):  # every box's outline still shows
+        assert tuple(out[y, x + w // 2]) == F.BOX_COLORS[i]
