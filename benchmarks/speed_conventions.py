@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import sys
 from pathlib import Path
 from typing import Callable
@@ -148,8 +149,6 @@ def main(argv: list[str] | None = None) -> int:
 # ------------------------------------------------------------------------------------------------ whole process
 def _folders(data: Path, reference: Path, tmp: Path, pairs: int | None) -> dict[str, dict[str, Path]]:
     """name -> {fused, ir, vis} folders: MSRS fused gray and in colour by the published student, VIFB with CBF."""
-    import subprocess
-
     from benchmarks.whole_process import subset
 
     msrs = subset({"ir": data / "MSRS" / "test" / "ir", "vis": data / "MSRS" / "test" / "vi"}, pairs, tmp / "msrs")
@@ -186,7 +185,13 @@ def whole_process(args: argparse.Namespace) -> int:
     print(f"{'folder':<26}  {'pairs':>5}  {'threads':>7}  {'convention':<10}  {'ms/pair':>8}  {'excl. start':>11}  "
           f"{'ratio':>5}  {'ratio excl.':>11}")
     with tempfile.TemporaryDirectory(prefix="mmdrfuse-conventions-") as tmp:
-        for name, folders in _folders(data, reference, Path(tmp), args.pairs).items():
+        try:
+            cases = _folders(data, reference, Path(tmp), args.pairs)
+        except subprocess.CalledProcessError as exc:  # mmdrfuse fuse printed its one-line reason above
+            print(f"speed_conventions: fusing the MSRS test set failed (exit code {exc.returncode}; the published "
+                  f"student's weights come from $MMDRFUSE_WEIGHTS)", file=sys.stderr)
+            return 2
+        for name, folders in cases.items():
             n = len(match_stems(*folders.values()))
             for threads in (int(t) for t in args.threads.split(",")):
                 extra = ["--threads", str(threads)]
