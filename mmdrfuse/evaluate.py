@@ -21,10 +21,10 @@ Python API: :func:`evaluate_folder` returns the per-image rows as a :class:`pand
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
 import os
 import sys
-from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
@@ -87,25 +87,16 @@ def _evaluate_pair(pair: Pair, names: Sequence[str], convention: str, need: int)
         return {n: float(M.get(n).impl(ctx)[0]) for n in names}
 
 
-def _pipeline(pairs: Sequence[Pair], names: Sequence[str], convention: str, need: int, workers: int
-              ) -> Iterator[tuple[Pair, Future]]:
-    """Yield (pair, future of its metric values) in order, at most ``2 * workers`` pairs in flight."""
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="evaluate") as pool:
-        queue: deque[tuple[Pair, Future]] = deque()
-        it = iter(pairs)
-        try:
-            for pair in it:
-                queue.append((pair, pool.submit(_evaluate_pair, pair, names, convention, need)))
-                if len(queue) >= 2 * workers:
-                    break
-            while queue:
-                yield queue.popleft()
-                nxt = next(it, None)
-                if nxt is not None:
-                    queue.append((nxt, pool.submit(_evaluate_pair, nxt, names, convention, need)))
-        finally:
-            for _, fut in queue:
-                fut.cancel()
+@contextlib.contextmanager
+def one_thread_each() -> Iterator[int]:
+    """The pipeline's threads: yields ``torch.get_num_threads()`` (the number of pair workers to run) with torch's
+    intra-op threads set to 1 meanwhile (for torch operations inside the workers, e.g. FFTs), then restored."""
+    workers = max(1, torch.get_num_threads())
+    torch.set_num_threads(1)
+    try:
+        yield workers
+    finally:
+        torch.set_num_threads(workers)
 
 
 # -------------------------------------------------------------------------------------------------- python
@@ -149,10 +140,9 @@ def evaluate_folder(fused_dir: str | os.PathLike, ir_dir: str | os.PathLike, vis
         if dev.type == "cpu" and dtype == torch.float64 and batch_size == 1 and _native.available():
             # the pipeline: torch.get_num_threads() workers, each reading and computing whole pairs on one thread
             # (torch's own intra-op threads set to 1 meanwhile, for metrics without a C kernel)
-            workers = max(1, torch.get_num_threads())
-            torch.set_num_threads(1)
-            try:
-                for pair, fut in _pipeline(pairs, names, convention, need, workers):
+            with one_thread_each() as workers:
+                job = functools.partial(_evaluate_pair, names=names, convention=convention, need=need)
+                for pair, fut in read_ahead(pairs, job, workers, depth=2 * workers):
                     try:
                         rows.append({"stem": pair.stem, **fut.result()})
                     except BadInputError as exc:
@@ -160,8 +150,6 @@ def evaluate_folder(fused_dir: str | os.PathLike, ir_dir: str | os.PathLike, vis
                             raise
                         skipped.append(str(exc))
                     bar.update(1)
-            finally:
-                torch.set_num_threads(workers)
         else:
             _evaluate_batched(pairs, names, need, batch_size, dev, dtype, convention, skip_bad, skipped,
                               read_workers, rows, bar)

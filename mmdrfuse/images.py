@@ -367,19 +367,24 @@ def stack_inputs(ir: torch.Tensor, vis: torch.Tensor) -> torch.Tensor:
 
 def read_ahead(items, read, workers: int, depth: int):
     """Yield ``(item, future of read(item))`` in order, with at most ``depth`` reads submitted ahead to a pool of
-    ``workers`` threads (PNG decoding releases the GIL): the one read-ahead of the evaluators."""
+    ``workers`` threads (PNG decoding, the metric kernels and torch's FFTs release the GIL): the one read-ahead of
+    the evaluators, and their one-pair-per-thread pipeline (``read`` then reads and computes a whole pair)."""
     from collections import deque
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         queue: deque = deque()
         it = iter(items)
-        for item in it:
-            queue.append((item, pool.submit(read, item)))
-            if len(queue) >= depth:
-                break
-        while queue:
-            yield queue.popleft()
-            nxt = next(it, None)
-            if nxt is not None:
-                queue.append((nxt, pool.submit(read, nxt)))
+        try:
+            for item in it:
+                queue.append((item, pool.submit(read, item)))
+                if len(queue) >= depth:
+                    break
+            while queue:
+                yield queue.popleft()
+                nxt = next(it, None)
+                if nxt is not None:
+                    queue.append((nxt, pool.submit(read, nxt)))
+        finally:  # the consumer stopped early (an error, a closed generator): drop what has not started
+            for _, fut in queue:
+                fut.cancel()

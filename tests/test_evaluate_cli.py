@@ -243,6 +243,41 @@ def test_convention_vifb_csv_columns(folders, tmp_path, capsys):
     assert rc == 0 and list(_read_csv(tmp_path / "default.csv")[0]) == ["stem"] + M.DEFAULT_METRICS
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+def test_convention_vifb_pipeline_equals_compute_all(folders, threads):
+    """The one-pair-per-thread pipeline (CPU, float64, C kernels): VIFB's compute_all on each pair bit for bit at any
+    thread count, torch's thread count restored, a bad pair skipped or raised; the general loop (float32) agrees."""
+    from mmdrfuse.errors import BadInputError
+    from mmdrfuse.metrics import _native, vifb
+
+    if not _native.available():
+        pytest.skip("no C compiler: the pipeline is not used")
+    fused, ir, vi = folders
+    Image.fromarray(np.stack([_img(48, 64, s) for s in (7, 8, 9)], -1)).save(fused / "c3.png")  # colour fused
+    Image.fromarray(_img(40, 64, 5)).save(fused / "d4.png")  # sources of another size
+    for d in (ir, vi):
+        Image.fromarray(_img(48, 64, 6)).save(d / "d4.png")
+    old = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        skipped: list[str] = []
+        df = evaluate_folder(fused, ir, vi, convention="vifb", progress=False, skip_bad=True, skipped=skipped)
+        assert torch.get_num_threads() == threads
+        with pytest.raises(BadInputError, match="differs"):
+            evaluate_folder(fused, ir, vi, convention="vifb", progress=False)
+        assert torch.get_num_threads() == threads
+    finally:
+        torch.set_num_threads(old)
+    assert list(df.stem) == ["a1", "b2", "c3"] and len(skipped) == 1 and "d4" in skipped[0]
+    for i, stem in enumerate(df.stem):
+        f, a, b = (vifb.read_vifb(next(d.glob(f"{stem}.*")))[None] for d in (fused, ir, vi))
+        ref = vifb.compute_all(f, a, b)
+        for n in vifb.NAMES:
+            assert df[n][i] == ref[n].item(), (stem, n)
+    f32 = evaluate_folder(fused, ir, vi, convention="vifb", progress=False, skip_bad=True, dtype=torch.float32)
+    np.testing.assert_allclose(f32[vifb.NAMES].to_numpy(), df[vifb.NAMES].to_numpy(), rtol=1e-3, atol=1e-4)
+
+
 @pytest.mark.parametrize("argv, needle", [
     (["--convention", "vifbb"], "did you mean 'vifb'"),
     (["--convention", "matlab"], "available: mmdrfuse, vifb"),
