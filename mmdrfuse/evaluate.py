@@ -21,12 +21,11 @@ Python API: :func:`evaluate_folder` returns the per-image rows as a :class:`pand
 from __future__ import annotations
 
 import argparse
-import contextlib
 import functools
 import os
 import sys
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 import torch
@@ -87,18 +86,6 @@ def _evaluate_pair(pair: Pair, names: Sequence[str], convention: str, need: int)
         return {n: float(M.get(n).impl(ctx)[0]) for n in names}
 
 
-@contextlib.contextmanager
-def one_thread_each() -> Iterator[int]:
-    """The pipeline's threads: yields ``torch.get_num_threads()`` (the number of pair workers to run) with torch's
-    intra-op threads set to 1 meanwhile (for torch operations inside the workers, e.g. FFTs), then restored."""
-    workers = max(1, torch.get_num_threads())
-    torch.set_num_threads(1)
-    try:
-        yield workers
-    finally:
-        torch.set_num_threads(workers)
-
-
 # -------------------------------------------------------------------------------------------------- python
 def evaluate_folder(fused_dir: str | os.PathLike, ir_dir: str | os.PathLike, vis_dir: str | os.PathLike,
                     metrics: Iterable[str] | None = None, *, batch_size: int = 1, device: str | torch.device = "cpu",
@@ -140,7 +127,7 @@ def evaluate_folder(fused_dir: str | os.PathLike, ir_dir: str | os.PathLike, vis
         if dev.type == "cpu" and dtype == torch.float64 and batch_size == 1 and _native.available():
             # the pipeline: torch.get_num_threads() workers, each reading and computing whole pairs on one thread
             # (torch's own intra-op threads set to 1 meanwhile, for metrics without a C kernel)
-            with one_thread_each() as workers:
+            with _native.one_thread_each() as workers:
                 job = functools.partial(_evaluate_pair, names=names, convention=convention, need=need)
                 for pair, fut in read_ahead(pairs, job, workers, depth=2 * workers):
                     try:

@@ -16,7 +16,6 @@ from typing import Iterable
 import torch
 
 from mmdrfuse.errors import BadInputError
-from mmdrfuse.evaluate import one_thread_each
 from mmdrfuse.images import Pair, match_stems, read_ahead
 from mmdrfuse.metrics import _native, vifb
 
@@ -72,7 +71,7 @@ def evaluate_folder_vifb(fused_dir: str | os.PathLike, ir_dir: str | os.PathLike
             # the default convention's pipeline: one worker per torch thread, each reading and computing whole pairs
             # single-threaded (the C kernels and torch's FFTs release the GIL). Measured on 361 MSRS pairs, whole
             # command, 2 threads: see docs/performance.md, "VIFB's metrics".
-            with one_thread_each() as workers:
+            with _native.one_thread_each() as workers:
                 job = functools.partial(_evaluate_pair, names=names, need=need)
                 for pair, fut in read_ahead(pairs, job, workers, depth=2 * workers):
                     bar.update(1)

@@ -36,7 +36,8 @@ they differ by rounding only (~1e-16 relative). Against the torch path (used wit
 cancels digits); tested to 1e-10.
 
 Threads: OpenMP on torch's thread team (``torch.get_num_threads()``), or fewer for the calling Python thread inside
-:func:`thread_limit` (``evaluate_folder`` runs one pair per worker thread, each kernel single-threaded). Built and
+:func:`thread_limit` (``evaluate_folder``, both conventions, runs one pair per worker thread inside
+:func:`one_thread_each`, each kernel single-threaded). Built and
 cached like the student's kernel (:mod:`mmdrfuse.native`); the C source is ``mmdrfuse/csrc/metrics.c``
 (+ ``metrics_body.h``).
 """
@@ -128,6 +129,18 @@ def thread_limit(n: int) -> Iterator[None]:
         yield
     finally:
         _local.limit = old
+
+
+@contextlib.contextmanager
+def one_thread_each() -> Iterator[int]:
+    """The pipeline's threads: yields ``torch.get_num_threads()`` (the number of pair workers to run) with torch's
+    intra-op threads set to 1 meanwhile (for torch operations inside the workers, e.g. FFTs), then restored."""
+    workers = max(1, torch.get_num_threads())
+    torch.set_num_threads(1)
+    try:
+        yield workers
+    finally:
+        torch.set_num_threads(workers)
 
 
 def _threads() -> int:
