@@ -33,7 +33,7 @@ import torch
 from mmdrfuse import metrics as M
 from mmdrfuse.atomic import atomic_path
 from mmdrfuse.errors import BadInputError, MMDRFuseError
-from mmdrfuse.images import Pair, match_stems, read_ahead
+from mmdrfuse.images import Pair, match_stems, pair_rows, read_ahead
 from mmdrfuse.metrics import _native
 from mmdrfuse.metrics._context import Batch
 from mmdrfuse.metrics.reading import CONVENTIONS, read_eval_gray_u8
@@ -129,14 +129,7 @@ def evaluate_folder(fused_dir: str | os.PathLike, ir_dir: str | os.PathLike, vis
             # (torch's own intra-op threads set to 1 meanwhile, for metrics without a C kernel)
             with _native.one_thread_each() as workers:
                 job = functools.partial(_evaluate_pair, names=names, convention=convention, need=need)
-                for pair, fut in read_ahead(pairs, job, workers, depth=2 * workers):
-                    try:
-                        rows.append({"stem": pair.stem, **fut.result()})
-                    except BadInputError as exc:
-                        if not skip_bad:
-                            raise
-                        skipped.append(str(exc))
-                    bar.update(1)
+                rows = pair_rows(pairs, job, workers, skip_bad=skip_bad, skipped=skipped, bar=bar)
         else:
             _evaluate_batched(pairs, names, need, batch_size, dev, dtype, convention, skip_bad, skipped,
                               read_workers, rows, bar)

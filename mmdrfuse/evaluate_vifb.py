@@ -16,7 +16,7 @@ from typing import Iterable
 import torch
 
 from mmdrfuse.errors import BadInputError
-from mmdrfuse.images import Pair, match_stems, read_ahead
+from mmdrfuse.images import Pair, match_stems, pair_rows, read_ahead
 from mmdrfuse.metrics import _native, vifb
 
 
@@ -73,14 +73,7 @@ def evaluate_folder_vifb(fused_dir: str | os.PathLike, ir_dir: str | os.PathLike
             # command, 2 threads: see docs/performance.md, "VIFB's metrics".
             with _native.one_thread_each() as workers:
                 job = functools.partial(_evaluate_pair, names=names, need=need)
-                for pair, fut in read_ahead(pairs, job, workers, depth=2 * workers):
-                    bar.update(1)
-                    try:
-                        rows.append({"stem": pair.stem, **fut.result()})
-                    except BadInputError as exc:
-                        if not skip_bad:
-                            raise
-                        skipped.append(str(exc))
+                rows = pair_rows(pairs, job, workers, skip_bad=skip_bad, skipped=skipped, bar=bar)
         else:  # any device or dtype: read ahead, compute here (the channels of a colour pair are the batch)
             for pair, fut in read_ahead(pairs, _read, read_workers, depth=4):
                 bar.update(1)

@@ -388,3 +388,20 @@ def read_ahead(items, read, workers: int, depth: int):
         finally:  # the consumer stopped early (an error, a closed generator): drop what has not started
             for _, fut in queue:
                 fut.cancel()
+
+
+def pair_rows(pairs, job, workers: int, *, skip_bad: bool, skipped: list[str], bar) -> list[dict]:
+    """``{"stem": pair.stem, **job(pair)}`` for each pair in order, ``job`` (read and compute one whole pair) run in
+    ``workers`` threads, ``2 * workers`` pairs in flight: the evaluators' one-pair-per-thread pipeline (both metric
+    conventions). A :class:`BadInputError` from a job is raised, or with ``skip_bad`` appended to ``skipped``;
+    ``bar.update(1)`` per pair."""
+    rows: list[dict] = []
+    for pair, fut in read_ahead(pairs, job, workers, depth=2 * workers):
+        try:
+            rows.append({"stem": pair.stem, **fut.result()})
+        except BadInputError as exc:
+            if not skip_bad:
+                raise
+            skipped.append(str(exc))
+        bar.update(1)
+    return rows

@@ -233,3 +233,30 @@ def test_pipeline_raises_on_bad_pairs(pair_folders):
     fused, ir, vi = pair_folders
     with pytest.raises(BadInputError, match="differs"):
         evaluate_folder(fused, ir, vi, ["SD", "VIF"], progress=False)
+
+
+def test_read_ahead_keeps_order_and_cancels_what_has_not_started():
+    """The evaluators' one pool: results in input order whatever finishes first, at most ``depth`` submitted ahead,
+    and a consumer that stops early (an error) leaves no queued job to run afterwards."""
+    import threading
+    import time
+
+    from mmdrfuse.images import read_ahead
+
+    started: list[int] = []
+    lock = threading.Lock()
+
+    def job(i: int) -> int:
+        with lock:
+            started.append(i)
+        time.sleep(0.02 if i % 2 == 0 else 0.0)  # even items finish last
+        return i * i
+
+    assert [fut.result() for _, fut in read_ahead(range(8), job, 2, depth=4)] == [i * i for i in range(8)]
+    started.clear()
+    gen = read_ahead(range(100), job, 1, depth=4)
+    item, fut = next(gen)
+    assert item == 0 and fut.result() == 0
+    gen.close()  # the consumer stops: the queued jobs are cancelled, not run
+    time.sleep(0.1)
+    assert len(started) <= 3, started  # item 0, and at most the one or two a worker had already taken
